@@ -1,0 +1,10 @@
+#!/usr/bin/env node
+import { runCli } from './cli.ts';
+
+const exitCode = await runCli(process.argv.slice(2), {
+  environment: process.env,
+  workingDirectory: process.cwd(),
+  stdout: process.stdout,
+  stderr: process.stderr,
+});
+process.exitCode = exitCode;

@@ -1,0 +1,36 @@
+import { execa } from 'execa';
+import { agentEntryPoint } from './paths.ts';
+
+export interface CliRun {
+  readonly cwd: string;
+  readonly environment?: Record<string, string>;
+  /** Replace the environment entirely instead of extending this process's (the default). */
+  readonly extendEnvironment?: boolean;
+  readonly input?: string;
+}
+
+/** Runs the real `pilot-agent` CLI as a child process (Node 24, type stripping) and resolves when it exits. */
+export function runPilotAgent(args: readonly string[], options: CliRun) {
+  return execa(process.execPath, [agentEntryPoint, ...args], {
+    cwd: options.cwd,
+    env: options.environment ?? {},
+    extendEnv: options.extendEnvironment ?? false,
+    reject: false,
+    all: true,
+    timeout: 60_000,
+    ...(options.input !== undefined ? { input: options.input } : {}),
+  });
+}
+
+/** Starts `pilot-agent` in the background; the caller stops it (the child also dies with the test process). */
+export function startPilotAgent(args: readonly string[], options: CliRun) {
+  return execa(process.execPath, [agentEntryPoint, ...args], {
+    cwd: options.cwd,
+    env: options.environment ?? {},
+    extendEnv: options.extendEnvironment ?? false,
+    reject: false,
+    all: true,
+    buffer: false,
+    cleanup: true,
+  });
+}
