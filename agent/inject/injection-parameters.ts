@@ -1,4 +1,5 @@
 import { ConfigError } from '../config/errors.ts';
+import { parseAgentOutputLevels, parseProxyLogLevels } from '../config/log-levels.ts';
 import {
   defaultProxyConfig,
   mergeProxyConfigLayers,
@@ -70,7 +71,6 @@ const defaultReadiness: ReadinessTimings = Object.freeze({
   periodSeconds: 15,
   failureThreshold: 4,
 });
-const envoyLogLevels = ['trace', 'debug', 'info', 'warning', 'warn', 'error', 'critical', 'off'];
 
 /**
  * Resolves one pod's injection parameters. Every annotation value is checked, and a bad one is an
@@ -112,9 +112,7 @@ export function resolveInjectionParameters(
     proxyConfig,
     proxyConfigOverrides: Object.freeze(overridesOf(layers)),
     statusPort,
-    proxyLogLevel: logLevel(where('sidecar.istio.io/logLevel'), annotation('sidecar.istio.io/logLevel')),
-    proxyComponentLogLevel: annotation('sidecar.istio.io/componentLogLevel') ?? 'misc:error',
-    agentLogLevel: annotation('sidecar.istio.io/agentLogLevel') ?? 'default:info',
+    ...logLevels(annotations),
     traffic: Object.freeze({
       includeOutboundIPRanges: annotation('traffic.sidecar.istio.io/includeOutboundIPRanges') ?? '*',
       excludeOutboundIPRanges: annotation('traffic.sidecar.istio.io/excludeOutboundIPRanges') ?? '',
@@ -182,9 +180,8 @@ function parseAnnotationLayer(where: string, text: string): ProxyConfigLayer {
   try {
     return parseProxyConfigLayer(where, text);
   } catch (error) {
-    // The configuration loader's message starts with the source it was given: the annotation.
-    if (error instanceof ConfigError && error.message.startsWith(`${where}: `)) {
-      throw new InjectionError(where, error.message.slice(where.length + 2));
+    if (error instanceof ConfigError) {
+      throw new InjectionError(error.source, error.message.slice(error.source.length + 2));
     }
     throw error;
   }
@@ -229,12 +226,28 @@ function boolean(where: string, text: string | undefined, fallback: boolean): bo
   throw new InjectionError(where, `${describeValue(text)} is not true or false`);
 }
 
-function logLevel(where: string, text: string | undefined): string {
-  if (text === undefined) return 'warning';
-  if (!envoyLogLevels.includes(text)) {
-    throw new InjectionError(where, `${describeValue(text)} is not one of ${envoyLogLevels.join(', ')}`);
+/**
+ * The log level annotations, checked with the agent's own parsers: a level the agent would refuse at start-up
+ * is refused here, before the pod exists.
+ */
+function logLevels(annotations: Readonly<Record<string, string>>) {
+  const read = (name: string, fallback: string) => {
+    const key = `sidecar.istio.io/${name}`;
+    return { source: `metadata.annotations["${key}"]`, value: annotations[key] ?? fallback };
+  };
+  const proxy = read('logLevel', 'warning');
+  const component = read('componentLogLevel', 'misc:error');
+  const agent = read('agentLogLevel', 'default:info');
+  try {
+    parseProxyLogLevels(proxy, component);
+    parseAgentOutputLevels(agent.source, agent.value);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      throw new InjectionError(error.source, error.message.slice(error.source.length + 2));
+    }
+    throw error;
   }
-  return text;
+  return { proxyLogLevel: proxy.value, proxyComponentLogLevel: component.value, agentLogLevel: agent.value };
 }
 
 const quantityPattern = /^[+]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|Ki|Mi|Gi|Ti|Pi|Ei)?$/;

@@ -770,6 +770,18 @@ test('bad documents are errors naming the input, the document, the workload and 
       /^test\.yaml: document 1 \(Pod "p"\): metadata\.annotations\["sidecar\.istio\.io\/inject"\]: "yes please" is not "true" or "false"$/,
     ],
     [
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {sidecar.istio.io/logLevel: loud}}\nspec: {containers: [{name: a}]}\n',
+      /^test\.yaml: document 1 \(Pod "p"\): metadata\.annotations\["sidecar\.istio\.io\/logLevel"\]: unknown log level "loud"/,
+    ],
+    [
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {proxy.istio.io/config: "concurrency: many"}}\nspec: {containers: [{name: a}]}\n',
+      /^test\.yaml: document 1 \(Pod "p"\): metadata\.annotations\["proxy\.istio\.io\/config"\]: field concurrency: .* is not a non-negative integer$/,
+    ],
+    [
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {sidecar.istio.io/proxyCPU: lots}}\nspec: {containers: [{name: a}]}\n',
+      /^test\.yaml: document 1 \(Pod "p"\): metadata\.annotations\["sidecar\.istio\.io\/proxyCPU"\]: "lots" is not a Kubernetes quantity/,
+    ],
+    [
       'apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: [{name: a}, {name: istio-proxy}]}\n',
       /^test\.yaml: document 1 \(Pod "p"\): spec\.containers\[1\]: a container named istio-proxy is already there/,
     ],
@@ -786,4 +798,24 @@ test('bad documents are errors naming the input, the document, the workload and 
     const error = t.throws(() => inject(manifest), { instanceOf: ManifestError }, manifest);
     t.regex(error.message, expected, manifest);
   }
+});
+
+test('status.sidecar.istio.io/port "0" turns off the proxy probes and the takeover of application probes', (t) => {
+  const template = inject(`apiVersion: v1
+kind: Pod
+metadata:
+  name: quiet
+  annotations: {status.sidecar.istio.io/port: "0"}
+spec:
+  containers:
+  - name: app
+    image: app:1
+    livenessProbe: {httpGet: {path: /live, port: 8080}}
+`).documents[0];
+  const proxy = containerNamed(template, 'istio-proxy');
+  t.is(proxy.readinessProbe, undefined);
+  t.is(proxy.startupProbe, undefined);
+  t.deepEqual(containerNamed(template, 'app').livenessProbe, { httpGet: { path: '/live', port: 8080 } });
+  t.is(containerNamed(template, 'istio-init').args.at(-2), '15090,15021');
+  t.is(template.metadata.annotations['prometheus.io/port'], undefined);
 });
