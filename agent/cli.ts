@@ -16,6 +16,8 @@ export interface CliEnvironment {
   readonly workingDirectory: string;
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
+  /** Read by commands that take input from `-` (kube-inject -f -). */
+  readonly stdin?: NodeJS.ReadableStream;
 }
 
 /**
@@ -49,7 +51,7 @@ export async function runCli(argv: readonly string[], io: CliEnvironment): Promi
     .command(waitCommand())
     .command(requestCommand())
     .command(istioIptablesCommand())
-    .command(kubeInjectCommand())
+    .command(kubeInjectCommand(context))
     .command(versionCommand(context))
     .demandCommand(1, 'a command is required (see --help)')
     .recommendCommands()

@@ -6,5 +6,6 @@ const exitCode = await runCli(process.argv.slice(2), {
   workingDirectory: process.cwd(),
   stdout: process.stdout,
   stderr: process.stderr,
+  stdin: process.stdin,
 });
 process.exitCode = exitCode;

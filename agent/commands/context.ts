@@ -6,6 +6,8 @@ export interface CommandContext {
   readonly workingDirectory: string;
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
+  /** Standard input, for commands that read `-`. */
+  readonly stdin?: NodeJS.ReadableStream;
   /** Flags on the command line that no command declares; Istio accepts them, this agent warns. */
   readonly unknownFlags: readonly string[];
   /** Creates the loggers once the log flags are known. */
