@@ -94,8 +94,12 @@ test('--log_as_json writes JSON lines and --log_output_level filters by level', 
   );
   t.teardown(() => void agent.kill('SIGKILL'));
   let output = '';
+  let errors = '';
   agent.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  await waitFor('the warning line', () => output.includes('\n'));
+  agent.stderr?.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+  await waitFor('the warning line', () => output.includes('\n')).catch((error: Error) => {
+    throw new Error(`${error.message}; stdout so far: ${JSON.stringify(output)}; stderr: ${JSON.stringify(errors)}`);
+  });
   agent.kill('SIGTERM');
   t.is((await agent).exitCode, 0);
   const lines = output
