@@ -48,7 +48,7 @@ export async function runCli(argv: readonly string[], io: CliEnvironment): Promi
     .command(bootstrapCommand())
     .command(waitCommand())
     .command(requestCommand())
-    .command(istioIptablesCommand())
+    .command(istioIptablesCommand(context, (code) => (exitCode = code)))
     .command(kubeInjectCommand())
     .command(versionCommand(context))
     .demandCommand(1, 'a command is required (see --help)')
