@@ -2,6 +2,7 @@ import { type CommandResult, MissingProgramError, type RunCommand } from './comm
 import type { IpFamily } from './ip-ranges.ts';
 import type { CaptureRuleOptions } from './options.ts';
 import {
+  builtInChainsWithOtherRules,
   type ExistingCapture,
   noExistingCapture,
   parseSavedCapture,
@@ -126,8 +127,10 @@ async function readExistingCapture(
   const existing = parseSavedCapture(saved.stdout);
   // Istio's rules in built-in chains that do not jump to an ISTIO_* chain cannot be recognised in
   // iptables-save's normalised text, so ask iptables whether each (of either mode) is present.
+  const occupied = builtInChainsWithOtherRules(saved.stdout);
   const present: RuleOperation[] = [];
   for (const rule of builtInRulesOfEitherMode(options, family)) {
+    if (!occupied.has(`${rule.table} ${rule.chain}`)) continue;
     const check = await run(iptables, ['-w', '-t', rule.table, '-C', rule.chain, ...rule.arguments]);
     if (check.exitCode === 0) present.push(rule);
   }

@@ -82,6 +82,23 @@ export function parseSavedCapture(saved: string): ExistingCapture {
   return { chains, builtInRules };
 }
 
+/**
+ * Built-in chains (`table chain`) holding rules that do not jump to an ISTIO_* chain: only there can Istio's
+ * other built-in rules be present, which spares `iptables -C` calls in a fresh pod.
+ */
+export function builtInChainsWithOtherRules(saved: string): Set<string> {
+  const chains = new Set<string>();
+  let table = '';
+  for (const line of saved.split('\n')) {
+    if (line.startsWith('*')) table = line.slice(1).trim();
+    else if (line.startsWith('-A ')) {
+      const [, chainName = ''] = line.split(' ');
+      if (builtInChains.has(chainName) && !/ -[jg] ISTIO_\S+/.test(line)) chains.add(`${table} ${chainName}`);
+    }
+  }
+  return chains;
+}
+
 /** Adds rules found present by `iptables -C` to an existing capture. */
 export function withPresentRules(
   existing: ExistingCapture,
