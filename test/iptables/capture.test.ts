@@ -252,3 +252,34 @@ namespaceTest(
     t.false((await network.run(network.pod, 'ip', ['-f', 'inet', 'rule', 'show'])).includes('fwmark'));
   },
 );
+
+namespaceTest('an IPv6 pod (INSTANCE_IP) is captured with ip6tables too', async (t) => {
+  const network = await createPodNetwork(t);
+  const applied = await network.istioIptables(initContainerArguments, { INSTANCE_IP: network.podAddress6 });
+  t.is(applied.exitCode, 0, applied.stderr);
+  const nat6 = await network.rules('nat', 'ip6tables');
+  t.true(nat6.includes('-A PREROUTING -p tcp -j ISTIO_INBOUND'));
+  t.true(nat6.includes('-A ISTIO_OUTPUT -s ::6/128 -o lo -j RETURN'));
+  t.true(nat6.includes('-A ISTIO_OUTPUT -d ::1/128 -j RETURN'));
+  t.true(nat6.includes('-A ISTIO_OUTPUT -j ISTIO_REDIRECT'));
+  t.regex(await network.run(network.pod, 'ip', ['-6', 'addr', 'show', 'dev', 'lo']), /inet6 ::6\/128/);
+  t.deepEqual(await network.rules('nat'), sidecarNatTable);
+
+  await Promise.all([
+    network.listen(network.pod, 'pod', [15001, 15006]),
+    network.listen(network.peer, 'peer', [80]),
+  ]);
+  const [outbound, fromProxy, inbound] = await Promise.all([
+    network.connect(network.pod, 'fd00:1::3', 80),
+    network.connect(network.pod, 'fd00:1::3', 80, 1337),
+    network.connect(network.peer, network.podAddress6, 8080),
+  ]);
+  t.is(outbound, 'pod:15001');
+  t.is(fromProxy, 'peer:80');
+  t.is(inbound, 'pod:15006');
+
+  const cleaned = await network.istioIptables(['--cleanup']);
+  t.is(cleaned.exitCode, 0, cleaned.stderr);
+  t.false((await network.rules('nat', 'ip6tables')).some((line) => line.includes('ISTIO')));
+  t.deepEqual(await network.rules('nat'), emptyNatTable);
+});

@@ -22,16 +22,20 @@ export async function networkNamespacesUnavailable(): Promise<string | undefined
 }
 
 /**
- * Two network namespaces joined by a veth pair: the pod (10.200.0.2, default route via the peer) and a
- * peer (10.200.0.1) that also owns the "remote" addresses 10.1.2.3 and 10.1.4.4 on its loopback, so
- * uncaptured outbound connections really reach something.
+ * Two network namespaces joined by a veth pair: the pod (10.200.0.2 and fd00:200::2, default routes via
+ * the peer) and a peer (10.200.0.1, fd00:200::1) that also owns the "remote" addresses 10.1.2.3, 10.1.4.4
+ * and fd00:1::3 on its loopback, so uncaptured outbound connections really reach something.
  */
 export interface PodNetwork {
   readonly pod: string;
   readonly peer: string;
   readonly podAddress: string;
+  readonly podAddress6: string;
   /** Runs the real `pilot-agent istio-iptables` inside the pod namespace. */
-  istioIptables(args: readonly string[]): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  istioIptables(
+    args: readonly string[],
+    environment?: Record<string, string>,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** `iptables -t <table> -S` (or ip6tables) inside the pod namespace, as lines. */
   rules(table: string, program?: 'iptables' | 'ip6tables'): Promise<string[]>;
   /** Runs a command inside a namespace; fails the test when it fails. */
@@ -55,11 +59,16 @@ export async function createPodNetwork(t: ExecutionContext): Promise<PodNetwork>
   await ip(['-n', pod, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer]);
   await ip(['-n', pod, 'addr', 'add', '10.200.0.2/24', 'dev', 'eth0']);
   await ip(['-n', peer, 'addr', 'add', '10.200.0.1/24', 'dev', 'eth0']);
+  // nodad: the IPv6 addresses are usable at once instead of after duplicate address detection.
+  await ip(['-n', pod, 'addr', 'add', 'fd00:200::2/64', 'dev', 'eth0', 'nodad']);
+  await ip(['-n', peer, 'addr', 'add', 'fd00:200::1/64', 'dev', 'eth0', 'nodad']);
   await ip(['-n', pod, 'link', 'set', 'eth0', 'up']);
   await ip(['-n', peer, 'link', 'set', 'eth0', 'up']);
   await ip(['-n', pod, 'route', 'add', 'default', 'via', '10.200.0.1']);
-  for (const address of ['10.1.2.3/32', '10.1.4.4/32'])
+  await ip(['-n', pod, '-6', 'route', 'add', 'default', 'via', 'fd00:200::1']);
+  for (const address of ['10.1.2.3/32', '10.1.4.4/32', 'fd00:1::3/128']) {
     await ip(['-n', peer, 'addr', 'add', address, 'dev', 'lo']);
+  }
 
   const inNamespace = (namespace: string, file: string, args: readonly string[]) =>
     execa('ip', ['netns', 'exec', namespace, file, ...args], { reject: false, timeout: 30_000 });
@@ -68,8 +77,13 @@ export async function createPodNetwork(t: ExecutionContext): Promise<PodNetwork>
     pod,
     peer,
     podAddress: '10.200.0.2',
-    async istioIptables(args) {
-      const result = await inNamespace(pod, process.execPath, [agentEntryPoint, 'istio-iptables', ...args]);
+    podAddress6: 'fd00:200::2',
+    async istioIptables(args, environment = {}) {
+      const result = await execa(
+        'ip',
+        ['netns', 'exec', pod, process.execPath, agentEntryPoint, 'istio-iptables', ...args],
+        { reject: false, timeout: 30_000, env: environment },
+      );
       return { exitCode: result.exitCode ?? 1, stdout: String(result.stdout), stderr: String(result.stderr) };
     },
     async rules(table, program = 'iptables') {
