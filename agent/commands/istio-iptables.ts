@@ -26,7 +26,10 @@ export function istioIptablesCommand(
     describe: "Set up the pod's traffic capture (init container)",
     builder: (yargs) => {
       for (const definition of captureFlagDefinitions) {
-        const environment = definition.flagOnly ? '' : ` [$${variableOf(definition)}]`;
+        const variables = [variableOf(definition), definition.fallbackVariable].filter(
+          (name) => name !== undefined,
+        );
+        const environment = definition.flagOnly ? '' : ` [${variables.map((name) => `$${name}`).join(', ')}]`;
         yargs.option(definition.name, {
           type: definition.type,
           describe: `${definition.description}${environment}`,
