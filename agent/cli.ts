@@ -50,7 +50,7 @@ export async function runCli(argv: readonly string[], io: CliEnvironment): Promi
     .command(bootstrapCommand())
     .command(waitCommand())
     .command(requestCommand())
-    .command(istioIptablesCommand())
+    .command(istioIptablesCommand(context, (code) => (exitCode = code)))
     .command(kubeInjectCommand(context))
     .command(versionCommand(context))
     .demandCommand(1, 'a command is required (see --help)')

@@ -1,13 +1,14 @@
 import type { Argv } from 'yargs';
 import { defaultProxyFlags, type NodeType, type ProxyFlags } from '../config/agent-config.ts';
 import { ConfigError } from '../config/errors.ts';
+import { type AgentLogLevel, parseAgentOutputLevels } from '../config/log-levels.ts';
 
 /**
  * The flags of Istio's `pilot-agent proxy` (shared by `bootstrap`, which takes the same inputs). Values stay
  * strings where Istio's are numbers so that a bad one is reported by the configuration loader with its name.
  */
 export function withProxyFlags<T>(yargs: Argv<T>) {
-  return yargs
+  return withLoggingFlags(yargs)
     .positional('type', {
       describe: 'Node type',
       type: 'string',
@@ -60,18 +61,6 @@ export function withProxyFlags<T>(yargs: Argv<T>) {
       default: '',
       describe: 'Token provider plugin (accepted for compatibility)',
     })
-    .option('log_output_level', {
-      type: 'string',
-      default: defaultProxyFlags.logOutputLevel,
-      describe: "The agent's log levels per scope, scope:level,…",
-    })
-    .option('log_as_json', { type: 'boolean', default: false, describe: 'Write JSON log lines' })
-    .option('log_target', {
-      type: 'string',
-      describe: 'Accepted for compatibility; the agent logs to stdout',
-    })
-    .option('log_caller', { type: 'string', describe: 'Accepted for compatibility' })
-    .option('log_stacktrace_level', { type: 'string', describe: 'Accepted for compatibility' })
     .option('profiling', { type: 'boolean', describe: 'Accepted for compatibility' });
 }
 
@@ -105,4 +94,33 @@ export function proxyFlagsFromArguments(argv: Record<string, unknown>): ProxyFla
     logOutputLevel: text('log_output_level', defaultProxyFlags.logOutputLevel),
     logAsJson: argv.log_as_json === true,
   };
+}
+
+/** Istio's logging flags, which every `pilot-agent` command takes. */
+export function withLoggingFlags<T>(yargs: Argv<T>) {
+  return yargs
+    .option('log_output_level', {
+      type: 'string',
+      default: defaultProxyFlags.logOutputLevel,
+      describe: "The agent's log levels per scope, scope:level,…",
+    })
+    .option('log_as_json', { type: 'boolean', default: false, describe: 'Write JSON log lines' })
+    .option('log_target', {
+      type: 'string',
+      describe: 'Accepted for compatibility; the agent logs to stdout',
+    })
+    .option('log_caller', { type: 'string', describe: 'Accepted for compatibility' })
+    .option('log_stacktrace_level', { type: 'string', describe: 'Accepted for compatibility' });
+}
+
+/** The agent log levels and format from the logging flags. */
+export function loggingFromArguments(argv: Record<string, unknown>): {
+  levels: Readonly<Record<string, AgentLogLevel>>;
+  asJson: boolean;
+} {
+  const value = argv.log_output_level;
+  const text = String(
+    (Array.isArray(value) ? value[value.length - 1] : value) ?? defaultProxyFlags.logOutputLevel,
+  );
+  return { levels: parseAgentOutputLevels('--log_output_level', text), asJson: argv.log_as_json === true };
 }
