@@ -5,7 +5,7 @@ import { isPlainObject, parseJson } from './structured-text.ts';
 /**
  * The node metadata the operator supplied, before the bootstrap adds the agent's own keys, in Istio's
  * order: `proxyMetadata` keys starting `ISTIO_META_`, then `ISTIO_META_<K>` variables as raw strings, then
- * `ISTIO_METAJSON_<K>` variables parsed as JSON. Values whose encoding Istio types are checked here.
+ * `ISTIO_METAJSON_<K>` JSON objects merged in. Values whose encoding Istio types are checked here.
  */
 export function buildRawNodeMetadata(
   environment: EnvironmentReader,
@@ -17,12 +17,14 @@ export function buildRawNodeMetadata(
       metadata[name.slice('ISTIO_META_'.length)] = value;
   }
   Object.assign(metadata, environment.withPrefix('ISTIO_META_'));
+  // As Istio's GetNodeMetaData: each ISTIO_METAJSON_* value is a JSON object merged into the metadata's top
+  // level (the variable's suffix only names it). Istio merely warns on bad JSON; here it stops the start-up.
   for (const [key, text] of Object.entries(environment.withPrefix('ISTIO_METAJSON_'))) {
     const source = `ISTIO_METAJSON_${key}`;
-    const value = parseJson(source, text, 'a JSON value for node metadata');
-    if (key === 'LABELS' && !isPlainObject(value))
-      throw new ConfigError(source, 'expected a JSON object of labels');
-    metadata[key] = value;
+    const value = parseJson(source, text, 'a JSON object merged into the node metadata');
+    if (!isPlainObject(value))
+      throw new ConfigError(source, 'expected a JSON object merged into the node metadata');
+    Object.assign(metadata, value);
   }
   const podPorts = metadata.POD_PORTS;
   if (typeof podPorts === 'string' && podPorts.trim() !== '') {

@@ -45,13 +45,12 @@ export function resolveApplicationScrapeTargets(
     return [checked(source, { port: fallbackPort, path: fallbackPath })];
   }
   if (annotations['prometheus.io/scrape'] !== 'true') return [];
-  const where = 'annotation prometheus.io';
-  return [
-    checked(where, {
-      port: portOf('annotation prometheus.io/port', annotations['prometheus.io/port']) ?? defaultPort,
-      path: pathOf('annotation prometheus.io/path', annotations['prometheus.io/path']) ?? defaultPath,
-    }),
-  ];
+  const target = {
+    port: portOf('annotation prometheus.io/port', annotations['prometheus.io/port']) ?? defaultPort,
+    path: pathOf('annotation prometheus.io/path', annotations['prometheus.io/path']) ?? defaultPath,
+  };
+  // Annotations pointing at the sidecar itself (the injector rewrites them to 15020) are not the application's.
+  return reservedSidecarPorts.includes(target.port) ? [] : [Object.freeze(target)];
 }
 
 function checked(source: string, target: ApplicationScrapeTarget): ApplicationScrapeTarget {

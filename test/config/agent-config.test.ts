@@ -190,16 +190,16 @@ test('proxyMetadata is exported into the environment and wins over the pod varia
   t.is(config.rawNodeMetadata.DNS_CAPTURE, 'true');
 });
 
-test('node metadata: ISTIO_META_* raw strings, ISTIO_METAJSON_* parsed JSON', (t) => {
+test('node metadata: ISTIO_META_* raw strings, ISTIO_METAJSON_* objects merged at the top level', (t) => {
   const config = build({
     POD_NAMESPACE: 'default',
     ISTIO_META_REQUESTED_NETWORK_VIEW: 'a,b',
     ISTIO_META_DNS_CAPTURE: 'true',
-    ISTIO_METAJSON_LABELS: '{"app":"reviews","version":"v1"}',
-    ISTIO_METAJSON_PLATFORM_METADATA: '{"gcp_project":"p"}',
+    ISTIO_METAJSON_LABELS: '{"LABELS":{"app":"reviews","version":"v1"}}',
+    ISTIO_METAJSON_PLATFORM: '{"PLATFORM_METADATA":{"gcp_project":"p"},"DNS_CAPTURE":"false"}',
   });
   t.is(config.rawNodeMetadata.REQUESTED_NETWORK_VIEW, 'a,b');
-  t.is(config.rawNodeMetadata.DNS_CAPTURE, 'true');
+  t.is(config.rawNodeMetadata.DNS_CAPTURE, 'false', 'JSON metadata is applied after the raw strings');
   t.deepEqual(config.rawNodeMetadata.LABELS, { app: 'reviews', version: 'v1' });
   t.deepEqual(config.rawNodeMetadata.PLATFORM_METADATA, { gcp_project: 'p' });
 });
@@ -389,3 +389,10 @@ for (const { name, environment, flags, files, expected } of badInputs) {
     t.regex(error.message, new RegExp(expected.replace(/^\^\/ROOT/, '^/pod-root')));
   });
 }
+
+test('pod annotations that point Prometheus at the sidecar itself are not an application target', (t) => {
+  const annotations =
+    'prometheus.io/scrape="true"\nprometheus.io/port="15020"\nprometheus.io/path="/stats/prometheus"\n';
+  const config = build({ POD_NAMESPACE: 'n' }, { files: { 'etc/istio/pod/annotations': annotations } });
+  t.deepEqual(config.applicationScrapeTargets, []);
+});

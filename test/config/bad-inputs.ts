@@ -46,6 +46,9 @@ export const badInputs: readonly BadInput[] = [
   bad('invalid ISTIO_METAJSON_*', '^ISTIO_METAJSON_LABELS: invalid JSON', {
     environment: { ISTIO_METAJSON_LABELS: '{app:reviews}' },
   }),
+  bad('ISTIO_METAJSON_* not an object', '^ISTIO_METAJSON_LABELS: expected a JSON object', {
+    environment: { ISTIO_METAJSON_LABELS: '[1]' },
+  }),
   bad('invalid ISTIO_KUBE_APP_PROBERS', '^ISTIO_KUBE_APP_PROBERS: invalid JSON', {
     environment: { ISTIO_KUBE_APP_PROBERS: '{"/app-health/a/livez":' },
   }),

@@ -98,7 +98,9 @@ test('--log_as_json writes JSON lines and --log_output_level filters by level', 
   agent.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   agent.stderr?.on('data', (chunk: Buffer) => (errors += chunk.toString()));
   await waitFor('the warning line', () => output.includes('\n')).catch((error: Error) => {
-    throw new Error(`${error.message}; stdout so far: ${JSON.stringify(output)}; stderr: ${JSON.stringify(errors)}`);
+    throw new Error(
+      `${error.message}; stdout so far: ${JSON.stringify(output)}; stderr: ${JSON.stringify(errors)}`,
+    );
   });
   agent.kill('SIGTERM');
   t.is((await agent).exitCode, 0);

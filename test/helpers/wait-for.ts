@@ -8,7 +8,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 export async function waitFor<T>(
   description: string,
   probe: () => Promise<T | undefined | false> | T | undefined | false,
-  { timeoutMilliseconds = 15_000, intervalMilliseconds = 25 } = {},
+  { timeoutMilliseconds = 60_000, intervalMilliseconds = 25 } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMilliseconds;
   let lastError: unknown;
