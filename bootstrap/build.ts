@@ -126,10 +126,10 @@ function buildLayeredRuntime(config: AgentConfig): LayeredRuntime {
 }
 
 function buildDynamicResources(config: AgentConfig): DynamicResources {
-  const fromAds = { ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' } as const;
+  const fromAds = () => ({ ads: {}, initial_fetch_timeout: '0s', resource_api_version: 'V3' }) as const;
   return {
-    lds_config: fromAds,
-    cds_config: fromAds,
+    lds_config: fromAds(),
+    cds_config: fromAds(),
     ads_config: {
       api_type: config.xds.delta ? 'DELTA_GRPC' : 'GRPC',
       set_node_on_first_message_only: true,
