@@ -1,6 +1,17 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { create, createFileRegistry, type DescMessage, type FileRegistry } from '@bufbuild/protobuf';
+import { fileURLToPath } from 'node:url';
+import {
+  create,
+  createFileRegistry,
+  type DescMessage,
+  type FileRegistry,
+  fromBinary,
+  toBinary,
+} from '@bufbuild/protobuf';
 import { protoCamelCase } from '@bufbuild/protobuf/reflect';
 import {
   type DescriptorProto,
@@ -12,6 +23,7 @@ import {
   FieldDescriptorProtoSchema,
   type FileDescriptorProto,
   FileDescriptorProtoSchema,
+  type FileDescriptorSet,
   FileDescriptorSetSchema,
   file_google_protobuf_any,
   file_google_protobuf_api,
@@ -44,6 +56,8 @@ export interface EnvoyApiSchema {
   /** API files left out because an import is missing from the npm package; their types are unknown. */
   readonly skippedFiles: readonly string[];
   readonly messageCount: number;
+  /** Whether the descriptors came from the cross-process cache rather than from parsing the protos. */
+  readonly fromCache: boolean;
   /** How long building the schema took, for the record (it happens once per process). */
   readonly loadMilliseconds: number;
 }
@@ -75,26 +89,47 @@ const wellKnownFiles = [
 
 let cached: EnvoyApiSchema | undefined;
 
-/** Envoy's API schema, built on first use and then shared for the life of the process. */
+/**
+ * Envoy's API schema, built on first use and then shared for the life of the process. Building it means
+ * parsing some 400 `.proto` files (about a second of CPU); the converted descriptors are therefore also kept
+ * in a private cache directory (`<tmpdir>/pilot-agent-ts-<uid>`), keyed by a hash of the protos, the library
+ * versions and this module's own source, which brings later processes down to a fraction of that.
+ */
 export function loadEnvoyApiSchema(): EnvoyApiSchema {
-  cached ??= buildEnvoyApiSchema();
+  cached ??= buildEnvoyApiSchema({ cacheDirectory: defaultCacheDirectory() });
   return cached;
 }
 
-function buildEnvoyApiSchema(): EnvoyApiSchema {
-  const started = performance.now();
-  const root = new protobuf.Root();
-  root.resolvePath = (origin, target) => resolveImport(origin, target);
-  const { files: apiFiles, skippedFiles } = listApiFiles();
-  root.loadSync(apiFiles, { keepCase: true });
-  root.resolveAll();
+export interface SchemaBuildOptions {
+  /** Where converted descriptors are cached across processes; `false` to always parse the protos. */
+  readonly cacheDirectory: string | false;
+}
 
-  const files = new FileCollector();
-  collectNamespace(root, files);
-  const set = create(FileDescriptorSetSchema, {
-    file: [...wellKnownFiles.map((file) => file.proto), ...files.inDependencyOrder()],
-  });
-  const registry = createFileRegistry(set);
+function defaultCacheDirectory(): string {
+  return path.join(tmpdir(), `pilot-agent-ts-${process.getuid?.() ?? 'user'}`);
+}
+
+/** Builds the schema (not memoised: {@link loadEnvoyApiSchema} is what callers want). */
+export function buildEnvoyApiSchema(options: SchemaBuildOptions): EnvoyApiSchema {
+  const started = performance.now();
+  const listing = listApiFiles();
+  const cacheFile =
+    options.cacheDirectory === false
+      ? undefined
+      : path.join(options.cacheDirectory, `envoy-api-${cacheKey(listing.contentHash)}.binpb`);
+  let set: FileDescriptorSet | undefined;
+  let fromCache = false;
+  if (cacheFile !== undefined) {
+    set = readCachedDescriptors(cacheFile);
+    fromCache = set !== undefined;
+  }
+  if (set === undefined) {
+    set = convertProtos(listing.files);
+    if (cacheFile !== undefined) writeCachedDescriptors(cacheFile, set);
+  }
+  const registry = createFileRegistry(
+    create(FileDescriptorSetSchema, { file: [...wellKnownFiles.map((file) => file.proto), ...set.file] }),
+  );
   const bootstrap = registry.getMessage('envoy.config.bootstrap.v3.Bootstrap');
   if (bootstrap === undefined) {
     throw new Error(
@@ -106,11 +141,58 @@ function buildEnvoyApiSchema(): EnvoyApiSchema {
   return {
     registry,
     bootstrap,
-    fileCount: set.file.length,
-    skippedFiles,
+    fileCount: set.file.length + wellKnownFiles.length,
+    skippedFiles: listing.skippedFiles,
     messageCount,
+    fromCache,
     loadMilliseconds: performance.now() - started,
   };
+}
+
+/** Parses the protos with protobufjs and converts them, one FileDescriptorProto per file, dependencies first. */
+function convertProtos(apiFiles: readonly string[]): FileDescriptorSet {
+  const root = new protobuf.Root();
+  root.resolvePath = (origin, target) => resolveImport(origin, target);
+  root.loadSync([...apiFiles], { keepCase: true });
+  root.resolveAll();
+  const files = new FileCollector();
+  collectNamespace(root, files);
+  return create(FileDescriptorSetSchema, { file: files.inDependencyOrder() });
+}
+
+const require = createRequire(import.meta.url);
+
+function cacheKey(contentHash: string): string {
+  const hash = createHash('sha256');
+  hash.update(contentHash);
+  // The parser and the conversion make the content, so a changed one never reads an old cache.
+  hash.update(`protobufjs@${(require('protobufjs/package.json') as { version: string }).version}\n`);
+  hash.update(readFileSync(fileURLToPath(import.meta.url)));
+  return hash.digest('hex').slice(0, 32);
+}
+
+/** A cache entry is trusted only inside a directory that this user alone owns and can write. */
+function readCachedDescriptors(file: string): FileDescriptorSet | undefined {
+  try {
+    const directory = statSync(path.dirname(file));
+    if (process.getuid !== undefined && directory.uid !== process.getuid()) return undefined;
+    if ((directory.mode & 0o077) !== 0) return undefined;
+    return fromBinary(FileDescriptorSetSchema, readFileSync(file));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Best effort: a read-only or full disk only costs the next process the parse. */
+function writeCachedDescriptors(file: string, set: FileDescriptorSet): void {
+  const temporary = `${file}.${process.pid}.tmp`;
+  try {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(temporary, toBinary(FileDescriptorSetSchema, set), { mode: 0o600 });
+    renameSync(temporary, file);
+  } catch {
+    rmSync(temporary, { force: true });
+  }
 }
 
 /**
@@ -118,7 +200,7 @@ function buildEnvoyApiSchema(): EnvoyApiSchema {
  * out some third-party imports (OpenCensus, OpenTelemetry, …); files that need them cannot be parsed, and
  * their types are therefore unknown to the validator (`skippedFiles`).
  */
-function listApiFiles(): { files: string[]; skippedFiles: string[] } {
+function listApiFiles(): { files: string[]; skippedFiles: string[]; contentHash: string } {
   const candidates: string[] = [];
   for (const directory of apiDirectories) {
     for (const entry of readdirSync(directory, { recursive: true, encoding: 'utf8' })) {
@@ -129,6 +211,7 @@ function listApiFiles(): { files: string[]; skippedFiles: string[] } {
     }
   }
   const loadable = new Map<string, boolean>();
+  const texts = new Map<string, string>();
   const isLoadable = (file: string, visiting: Set<string>): boolean => {
     const known = loadable.get(file);
     if (known !== undefined) return known;
@@ -141,6 +224,7 @@ function listApiFiles(): { files: string[]; skippedFiles: string[] } {
       loadable.set(file, false);
       return false;
     }
+    texts.set(protoFileName(file, file), text);
     let result = true;
     for (const match of text.matchAll(/^\s*import\s+(?:public\s+|weak\s+)?"([^"]+)"\s*;/gm)) {
       const target = match[1] as string;
@@ -160,7 +244,10 @@ function listApiFiles(): { files: string[]; skippedFiles: string[] } {
     if (isLoadable(file, new Set())) files.push(file);
     else skippedFiles.push(protoFileName(file, file));
   }
-  return { files, skippedFiles };
+  const hash = createHash('sha256');
+  for (const [file, text] of [...texts].sort(([a], [b]) => (a < b ? -1 : 1)))
+    hash.update(`${file}\n${text}\n`);
+  return { files, skippedFiles, contentHash: hash.digest('hex') };
 }
 
 function findImport(target: string): string | undefined {

@@ -4,7 +4,7 @@ import { ConfigError } from '../agent/config/errors.ts';
 import { isPlainObject, parseJsonOrYaml } from '../agent/config/structured-text.ts';
 import { loadEnvoyApiSchema } from './envoy-schema.ts';
 import type { JsonObject } from './envoy-types.ts';
-import { validateBootstrap } from './validate.ts';
+import { fieldsByKey, validateBootstrap } from './validate.ts';
 
 /** A bootstrap document as read from a file: its name (for errors) and its text. */
 export interface BootstrapDocument {
@@ -82,12 +82,10 @@ function mergeMessage(descriptor: DescMessage, base: unknown, override: unknown)
   if (!isPlainObject(base) || !isPlainObject(override)) return override;
 
   const merged: Record<string, unknown> = { ...base };
-  const fieldOf = (key: string) =>
-    descriptor.fields.find((field) => field.jsonName === key || field.name === key);
   const keyOf = (field: DescField) =>
     Object.keys(merged).find((key) => key === field.jsonName || key === field.name);
   for (const [key, value] of Object.entries(override)) {
-    const field = fieldOf(key);
+    const field = fieldsByKey(descriptor).get(key);
     if (field === undefined || value === null) continue;
     const existingKey = keyOf(field);
     const targetKey = existingKey ?? key;

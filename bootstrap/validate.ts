@@ -70,6 +70,22 @@ class Defect extends Error {
 
 const typeUrlPrefix = /^(?:[^/]*\/)+/;
 
+const fieldIndexes = new WeakMap<DescMessage, Map<string, DescField>>();
+
+/** A message's fields by both JSON spellings (lowerCamelCase and the proto name), built once per message. */
+export function fieldsByKey(descriptor: DescMessage): ReadonlyMap<string, DescField> {
+  let index = fieldIndexes.get(descriptor);
+  if (index === undefined) {
+    index = new Map();
+    for (const field of descriptor.fields) {
+      index.set(field.name, field);
+      index.set(field.jsonName, field);
+    }
+    fieldIndexes.set(descriptor, index);
+  }
+  return index;
+}
+
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'a list';
