@@ -92,8 +92,8 @@ let cached: EnvoyApiSchema | undefined;
 /**
  * Envoy's API schema, built on first use and then shared for the life of the process. Building it means
  * parsing some 400 `.proto` files (about a second of CPU); the converted descriptors are therefore also kept
- * in a private cache directory (`<tmpdir>/pilot-agent-ts-<uid>`), keyed by a hash of the protos, the library
- * versions and this module's own source, which brings later processes down to a fraction of that.
+ * in a private cache directory (`<tmpdir>/pilot-agent-ts-<uid>`), keyed by a hash of the protos, protobufjs's
+ * version and this module's own source, which brings later processes down to a fraction of that.
  */
 export function loadEnvoyApiSchema(): EnvoyApiSchema {
   cached ??= buildEnvoyApiSchema({ cacheDirectory: defaultCacheDirectory() });

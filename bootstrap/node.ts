@@ -30,10 +30,7 @@ export function nodeId(config: AgentConfig): string {
  */
 function nodeLabels(config: AgentConfig): Record<string, string> {
   const labels: Record<string, string> = {};
-  const fromEnvironment = config.rawNodeMetadata.LABELS;
-  if (typeof fromEnvironment === 'object' && fromEnvironment !== null && !Array.isArray(fromEnvironment)) {
-    for (const [key, value] of Object.entries(fromEnvironment)) labels[key] = String(value);
-  }
+  Object.assign(labels, stringMap(config.rawNodeMetadata.LABELS));
   for (const [key, value] of Object.entries(config.pod.labels)) {
     if (key !== podTemplateHashLabel) labels[key] = value;
   }
@@ -84,6 +81,11 @@ export function serviceCluster(config: AgentConfig, labels: Readonly<Record<stri
   return orDefault(config.serviceCluster);
 }
 
+function stringMap(value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return {};
+  return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, String(entry)]));
+}
+
 function stringValue(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
 }
@@ -98,9 +100,9 @@ export function nodeMetadata(config: AgentConfig, labels: Readonly<Record<string
   for (const [key, value] of Object.entries(config.rawNodeMetadata)) {
     if (value !== undefined) metadata[key] = toJsonValue(value);
   }
+  // Typed keys replace what the environment said; an empty value leaves it (Go's `omitempty`).
   const set = (key: string, value: JsonValue | undefined) => {
-    if (value === undefined || value === '') delete metadata[key];
-    else metadata[key] = value;
+    if (value !== undefined && value !== '') metadata[key] = value;
   };
   const { pod } = config;
   set('ISTIO_VERSION', config.istioVersion);
@@ -109,7 +111,12 @@ export function nodeMetadata(config: AgentConfig, labels: Readonly<Record<string
   set('NAMESPACE', pod.namespace);
   set('SERVICE_ACCOUNT', pod.serviceAccount);
   set('LABELS', Object.keys(labels).length > 0 ? sortKeys(labels) : undefined);
-  set('ANNOTATIONS', Object.keys(pod.annotations).length > 0 ? sortKeys(pod.annotations) : undefined);
+  // The annotations file adds to (and wins over) ISTIO_METAJSON_ANNOTATIONS.
+  const annotations = {
+    ...stringMap(config.rawNodeMetadata.ANNOTATIONS),
+    ...pod.annotations,
+  };
+  set('ANNOTATIONS', Object.keys(annotations).length > 0 ? sortKeys(annotations) : undefined);
   set('PROXY_CONFIG', toJsonValue(config.proxyConfig));
   set('ENVOY_STATUS_PORT', config.ports.envoyStatus);
   set('ENVOY_PROMETHEUS_PORT', config.ports.envoyPrometheus);

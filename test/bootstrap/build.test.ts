@@ -431,11 +431,19 @@ test('every other ISTIO_META_* and ISTIO_METAJSON_* value and proxyMetadata entr
         ISTIO_META_CUSTOM_THING: 'x',
         ISTIO_METAJSON_LABELS: '{"team":"payments","pod-template-hash":"abc"}',
         ISTIO_METAJSON_PLATFORM_METADATA: '{"gcp_project":"p1"}',
+        ISTIO_METAJSON_ANNOTATIONS: '{"from-env":"1","shared":"env"}',
+        ISTIO_META_NAME: 'name-from-env',
         PROXY_CONFIG: '{"proxyMetadata":{"ISTIO_META_FROM_PROXY_CONFIG":"yes","OTHER":"not metadata"}}',
       },
-      files: { 'etc/istio/pod/labels': 'app="web"\npod-template-hash="123"' },
+      files: {
+        'etc/istio/pod/labels': 'app="web"\npod-template-hash="123"',
+        'etc/istio/pod/annotations': 'shared="file"',
+      },
     }),
   );
+  t.deepEqual(bootstrap.node.metadata.ANNOTATIONS, { 'from-env': '1', shared: 'file' });
+  // Without POD_NAME the environment's NAME stands.
+  t.is(bootstrap.node.metadata.NAME, 'name-from-env');
   t.like(bootstrap.node.metadata, {
     NETWORK: 'network-1',
     DNS_CAPTURE: 'true',
