@@ -47,7 +47,7 @@ export async function runCli(argv: readonly string[], io: CliEnvironment): Promi
       (context.unknownFlags as string[]).push(...findUnknownFlags(argv, options));
     })
     .command(proxyCommand(context, (code) => (exitCode = code)))
-    .command(bootstrapCommand())
+    .command(bootstrapCommand(context, (code) => (exitCode = code)))
     .command(waitCommand())
     .command(requestCommand())
     .command(istioIptablesCommand(context, (code) => (exitCode = code)))

@@ -1,0 +1,68 @@
+import type { AgentConfig } from '../agent/config/agent-config.ts';
+import { ConfigError } from '../agent/config/errors.ts';
+import { buildBootstrap } from './build.ts';
+import type { JsonObject } from './envoy-types.ts';
+import { type BootstrapDocument, mergeBootstrap, parseBootstrapDocument } from './override.ts';
+import { validateBootstrap } from './validate.ts';
+
+/** The files that change the bootstrap, read by the caller (this module does no I/O). */
+export interface BootstrapSources {
+  /** `ProxyConfig.customConfigFile`: used instead of the generated bootstrap. */
+  readonly customConfig?: BootstrapDocument;
+  /** `ISTIO_BOOTSTRAP_OVERRIDE`: merged into the bootstrap with Envoy's `--config-yaml` semantics. */
+  readonly override?: BootstrapDocument;
+}
+
+export interface GeneratedBootstrap {
+  /** What Envoy is started with (`envoy-rev.json`). */
+  readonly bootstrap: JsonObject;
+  readonly origin: 'generated' | 'custom';
+  readonly overridden: boolean;
+  /** Problems Istio would log and then ignore. */
+  readonly warnings: readonly string[];
+}
+
+/**
+ * The bootstrap the agent hands to Envoy: Istio's generated bootstrap (or the custom config file), with the
+ * override merged in, checked strictly against Envoy's API. Throws a {@link ConfigError} naming the file and
+ * field at fault.
+ */
+export function generateBootstrap(config: AgentConfig, sources: BootstrapSources = {}): GeneratedBootstrap {
+  if (config.paths.templateFile !== undefined) {
+    throw new ConfigError(
+      config.paths.templateFile,
+      'Go-template bootstrap files (--templateFile, ISTIO_BOOTSTRAP, proxyBootstrapTemplatePath) are not supported; use ISTIO_BOOTSTRAP_OVERRIDE or ProxyConfig.customConfigFile',
+    );
+  }
+  const warnings: string[] = [];
+  let bootstrap: JsonObject;
+  if (sources.customConfig !== undefined) {
+    bootstrap = parseBootstrapDocument(sources.customConfig);
+  } else {
+    bootstrap = buildBootstrap(config, {
+      onWarning: (message) => warnings.push(message),
+    }) as unknown as JsonObject;
+    const result = validateBootstrap(bootstrap);
+    if (!result.valid) {
+      // A generated bootstrap Envoy would reject is a defect of this agent, not of the user's input.
+      throw new Error(`generated bootstrap is invalid at ${result.fieldPath}: ${result.message}`);
+    }
+  }
+  if (sources.override !== undefined) {
+    const override = parseBootstrapDocument(sources.override, { HOST_IP: config.pod.hostIp ?? '' });
+    bootstrap = mergeBootstrap(bootstrap, override);
+    const result = validateBootstrap(bootstrap);
+    if (!result.valid) {
+      throw new ConfigError(
+        sources.override.file,
+        `the bootstrap with this override merged in is invalid at ${result.fieldPath}: ${result.message}`,
+      );
+    }
+  }
+  return {
+    bootstrap,
+    origin: sources.customConfig !== undefined ? 'custom' : 'generated',
+    overridden: sources.override !== undefined,
+    warnings,
+  };
+}
