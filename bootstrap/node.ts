@@ -25,7 +25,7 @@ export function nodeId(config: AgentConfig): string {
 }
 
 /**
- * The workload's labels as Istio reports them: `ISTIO_METAJSON_LABELS`, then the pod's labels file (without
+ * The workload's labels as Istio reports them: the `LABELS` of the `ISTIO_METAJSON_*` metadata, then the pod's labels file (without
  * `pod-template-hash`), with the locality label in its `/` form.
  */
 function nodeLabels(config: AgentConfig): Record<string, string> {
@@ -111,7 +111,7 @@ export function nodeMetadata(config: AgentConfig, labels: Readonly<Record<string
   set('NAMESPACE', pod.namespace);
   set('SERVICE_ACCOUNT', pod.serviceAccount);
   set('LABELS', Object.keys(labels).length > 0 ? sortKeys(labels) : undefined);
-  // The annotations file adds to (and wins over) ISTIO_METAJSON_ANNOTATIONS.
+  // The annotations file adds to (and wins over) the ANNOTATIONS given through ISTIO_METAJSON_*.
   const annotations = {
     ...stringMap(config.rawNodeMetadata.ANNOTATIONS),
     ...pod.annotations,
