@@ -44,6 +44,19 @@ export function serialiseBootstrap(bootstrap: unknown): string {
  * target, so that an Envoy starting at any moment reads either the old or the new file, never half of one.
  */
 export async function writeBootstrapFile(file: string, bootstrap: unknown): Promise<void> {
+  await writeFileAtomically(
+    file,
+    typeof bootstrap === 'string' ? bootstrap : serialiseBootstrap(bootstrap),
+    0o644,
+  );
+}
+
+/** Writes `content` to `file` through a flushed temporary file renamed into place. */
+export async function writeFileAtomically(
+  file: string,
+  content: string | Uint8Array,
+  mode: number,
+): Promise<void> {
   const directory = path.dirname(file);
   await mkdir(directory, { recursive: true });
   const temporary = path.join(
@@ -51,9 +64,9 @@ export async function writeBootstrapFile(file: string, bootstrap: unknown): Prom
     `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
   );
   try {
-    const handle = await open(temporary, 'w', 0o644);
+    const handle = await open(temporary, 'w', mode);
     try {
-      await handle.writeFile(serialiseBootstrap(bootstrap), 'utf8');
+      await handle.writeFile(content);
       await handle.sync();
     } finally {
       await handle.close();
@@ -61,8 +74,6 @@ export async function writeBootstrapFile(file: string, bootstrap: unknown): Prom
     await rename(temporary, file);
   } catch (error) {
     await rm(temporary, { force: true });
-    throw new Error(`cannot write the Envoy bootstrap ${file}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw new Error(`cannot write ${file}: ${(error as Error).message}`, { cause: error });
   }
 }

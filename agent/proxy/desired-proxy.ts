@@ -1,0 +1,54 @@
+import { buildEnvoyArgs } from '../../bootstrap/envoy-args.ts';
+import { generateBootstrap } from '../../bootstrap/generate.ts';
+import type { AgentConfig } from '../config/agent-config.ts';
+import { readBootstrapSources, serialiseBootstrap } from './bootstrap-file.ts';
+import type { DesiredProxy, EpochLaunch } from './supervisor.ts';
+
+export interface DesiredProxyResult {
+  readonly desired: DesiredProxy;
+  /** Problems Istio logs and ignores (an unsupported tracer, …). */
+  readonly warnings: readonly string[];
+}
+
+/** Log levels are applied live, so they take no part in the decision to restart. */
+const neutralLogLevels = Object.freeze({
+  level: 'info',
+  componentLevels: Object.freeze({}),
+}) as AgentConfig['proxyLogLevels'];
+
+/**
+ * What Envoy should run for one configuration: the bootstrap (generated, or the custom file, with the
+ * override merged in and checked) and its command line per epoch. Reads the override and custom files;
+ * throws a ConfigError naming the file or field at fault.
+ */
+export function buildDesiredProxy(config: AgentConfig): DesiredProxyResult {
+  const generated = generateBootstrap(config, readBootstrapSources(config));
+  const bootstrap = serialiseBootstrap(generated.bootstrap);
+  const argsFor = (launch: EpochLaunch) => {
+    const args = buildEnvoyArgs(config, {
+      configFile: config.paths.bootstrapFile,
+      epoch: launch.epoch,
+      ...(launch.baseId !== undefined ? { baseId: launch.baseId } : {}),
+    });
+    // No parent to hand over from: start serving instead of waiting for one (Envoy ≥ 1.30).
+    return launch.coldStart ? [...args, '--skip-hot-restart-on-no-parent'] : args;
+  };
+  const comparableArgs = config.hotRestartEnabled
+    ? buildEnvoyArgs(
+        { ...config, proxyLogLevels: neutralLogLevels },
+        { configFile: config.paths.bootstrapFile, epoch: 1, baseId: 0 },
+      )
+    : buildEnvoyArgs(
+        { ...config, proxyLogLevels: neutralLogLevels },
+        { configFile: config.paths.bootstrapFile, epoch: 0 },
+      );
+  return {
+    desired: {
+      bootstrap,
+      restartKey: `${comparableArgs.join('\u0000')}\n${bootstrap}`,
+      logLevels: config.proxyLogLevels,
+      argsFor,
+    },
+    warnings: generated.warnings,
+  };
+}
