@@ -3,6 +3,7 @@ import { lstat, mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import {
   type GrpcObject,
+  loadPackageDefinition,
   Server,
   ServerCredentials,
   type ServerDuplexStream,
@@ -12,7 +13,8 @@ import {
   status,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { loadEnvoyProtos } from '../envoy-api/protos.ts';
+import { load } from '@grpc/proto-loader';
+import { envoyProtoLoaderOptions } from '../envoy-api/protos.ts';
 import type { Logger } from '../log.ts';
 import {
   type CertificateStore,
@@ -94,10 +96,7 @@ export class SdsServer {
     const { socketPath, store } = this.#options;
     await mkdir(path.dirname(socketPath), { recursive: true });
     await removeStaleSocket(socketPath);
-    const service = (
-      (((loadEnvoyProtos(sdsProtoFiles).envoy as GrpcObject).service as GrpcObject).secret as GrpcObject)
-        .v3 as GrpcObject
-    ).SecretDiscoveryService as ServiceClientConstructor;
+    const service = await loadSecretDiscoveryService();
     const server = new Server();
     const implementation: UntypedServiceImplementation = {
       StreamSecrets: (call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) => this.#stream(call),
@@ -251,6 +250,21 @@ function secretResource(name: string, secret: WorkloadSecret): Record<string, un
       private_key: { inline_bytes: Buffer.from(secret.privateKeyPem) },
     },
   };
+}
+
+let secretDiscoveryService: Promise<ServiceClientConstructor> | undefined;
+
+/**
+ * Envoy's SDS service, loaded once. Asynchronously (file by file), so that the first CSR, started at the same
+ * time, is not held up by parsing a hundred proto files.
+ */
+function loadSecretDiscoveryService(): Promise<ServiceClientConstructor> {
+  secretDiscoveryService ??= load([...sdsProtoFiles], envoyProtoLoaderOptions).then((definition) => {
+    const envoy = loadPackageDefinition(definition).envoy as GrpcObject;
+    return (((envoy.service as GrpcObject).secret as GrpcObject).v3 as GrpcObject)
+      .SecretDiscoveryService as ServiceClientConstructor;
+  });
+  return secretDiscoveryService;
 }
 
 /** A socket left behind by a previous run would make bind fail; anything else at that path is an error. */

@@ -140,10 +140,10 @@ export class WorkloadIdentity extends EventEmitter<WorkloadIdentityEvents> {
     if (this.#started) throw new Error('the workload identity was already started');
     this.#started = true;
     const { security, paths } = this.#config;
-    await this.#sds.start();
     const filesPresent = await mountedCertificatesPresent(paths.fileMountedCertsDirectory);
     if (security.fileMountedCerts || filesPresent) {
       this.#mode = 'files';
+      await this.#sds.start();
       this.#mounted = new MountedCertificates({
         directory: paths.fileMountedCertsDirectory,
         clock: this.#clock,
@@ -159,7 +159,9 @@ export class WorkloadIdentity extends EventEmitter<WorkloadIdentityEvents> {
     this.#log.info(
       `requesting the workload certificate for ${security.spiffeId} from ${security.caAddress} (${describeKey(this.#config)}, TTL ${Math.round(security.secretTtlMilliseconds / 1000)}s)`,
     );
+    // The CSR goes out while SDS loads its protos; the store keeps the answer until Envoy asks.
     void this.#obtainFirstCertificate();
+    await this.#sds.start();
   }
 
   async stop(): Promise<void> {
