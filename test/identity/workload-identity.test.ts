@@ -227,8 +227,13 @@ test('OUTPUT_CERTS gets key.pem (0600), cert-chain.pem and root-cert.pem, rewrit
   clock.fireNext();
   await rotated;
   const next = identity.store.secret!;
-  await waitFor('the rotated key on disk', async () => (await read('key.pem')) === next.privateKeyPem);
-  t.is(await read('cert-chain.pem'), next.certificateChainPem);
+  // key.pem is written first, then cert-chain.pem (as Istio orders them).
+  await waitFor(
+    'the rotated key and chain on disk',
+    async () =>
+      (await read('key.pem')) === next.privateKeyPem &&
+      (await read('cert-chain.pem')) === next.certificateChainPem,
+  );
   t.is((await stat(`${output}/key.pem`)).mode & 0o777, 0o600);
   const rootAfter = await stat(`${output}/root-cert.pem`);
   t.is(rootAfter.ino, rootBefore.ino, 'root-cert.pem did not change, so it was not rewritten');
