@@ -18,7 +18,8 @@ import { envoyProtoLoaderOptions } from '../../agent/envoy-api/protos.ts';
  *
  * Each stream answers the first request of every type URL with that type's current resources (none unless
  * configured) at version "1"; ACKs and NACKs are recorded, not answered. `setResources` pushes a new
- * version to every stream subscribed to the type. Node ids, request metadata (gRPC headers) and every
+ * version to every stream subscribed to the type; `holdResponses`/`releaseResponses` keep a type
+ * unanswered for a while (a client then stays waiting for it). Node ids, request metadata (gRPC headers) and every
  * request are recorded; `dropStreams` ends open streams with an error status, as a restarting istiod would.
  *
  * Resources are google.protobuf.Any values in proto-loader's JSON form: `{ '@type': typeUrl, ...fields }`
@@ -148,6 +149,10 @@ export class AdsService extends EventEmitter<AdsServiceEvents> {
   readonly #streams: AdsStreamRecord[] = [];
   readonly #open = new Set<OpenStream>();
   readonly #initialVersion: string;
+  /** Types whose first answer on each stream waits for `releaseResponses`. */
+  readonly #held = new Set<string>();
+  /** Streams that asked for a held type, to be answered on release. */
+  readonly #pending = new Map<string, Set<OpenStream>>();
   #nextStreamId = 1;
   #nextNonce = 1;
 
@@ -214,6 +219,22 @@ export class AdsService extends EventEmitter<AdsServiceEvents> {
     for (const stream of this.#open) {
       if (stream.subscriptions.has(typeUrl)) this.#respond(stream, typeUrl);
     }
+  }
+
+  /**
+   * Stops answering new requests for a type (requests are still recorded), so a client stays waiting for
+   * its first response — e.g. Envoy stays INITIALIZING while LDS is held.
+   */
+  holdResponses(typeUrl: string): void {
+    this.#held.add(typeUrl);
+  }
+
+  /** Answers every request held for the type, and answers new ones again. */
+  releaseResponses(typeUrl: string): void {
+    this.#held.delete(typeUrl);
+    const waiting = this.#pending.get(typeUrl) ?? new Set<OpenStream>();
+    this.#pending.delete(typeUrl);
+    for (const stream of waiting) if (this.#open.has(stream)) this.#respond(stream, typeUrl);
   }
 
   /** Ends every open stream with an error status (UNAVAILABLE by default); returns how many. */
@@ -317,6 +338,12 @@ export class AdsService extends EventEmitter<AdsServiceEvents> {
       entry.kind === 'request' ||
       (namesChanged && entry.kind === 'ack' && stream.subscriptions.has(typeUrl))
     ) {
+      if (this.#held.has(typeUrl)) {
+        const waiting = this.#pending.get(typeUrl) ?? new Set<OpenStream>();
+        waiting.add(stream);
+        this.#pending.set(typeUrl, waiting);
+        return;
+      }
       this.#respond(stream, typeUrl);
     }
   }
