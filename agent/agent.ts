@@ -1,50 +1,144 @@
-import { Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { proxyAddresses } from '../bootstrap/build.ts';
+import { baseIdFile } from '../bootstrap/envoy-args.ts';
 import type { AgentConfig } from './config/agent-config.ts';
 import { ExitCode } from './exit-codes.ts';
 import { WorkloadIdentity } from './identity/workload-identity.ts';
 import type { Logging } from './log.ts';
+import { EnvoyAdminClient } from './proxy/admin-client.ts';
+import { writeBootstrapFile } from './proxy/bootstrap-file.ts';
+import { buildDesiredProxy } from './proxy/desired-proxy.ts';
+import { ProxyReloader } from './proxy/reload.ts';
+import { ProxySupervisor } from './proxy/supervisor.ts';
+import { drainForTermination } from './proxy/termination.ts';
+import type { ShutdownSignals } from './shutdown-signals.ts';
+import { InputWatcher } from './watch/input-watcher.ts';
+
+export interface AgentRuntime {
+  /** Re-reads the configuration (same flags, fresh environment snapshot and files) for reloads. */
+  readonly loadConfig: () => AgentConfig;
+  readonly shutdownSignals: ShutdownSignals;
+}
+
+type Outcome =
+  | { kind: 'signal'; signal: NodeJS.Signals }
+  | { kind: 'quit' }
+  | { kind: 'gave-up'; reason: string };
 
 /**
  * The composition root: builds the agent's parts from one configuration, wires their events and owns the
- * lifecycle (start: identity → bootstrap → proxy → status; stop in reverse). Resolves with the exit code.
+ * lifecycle (start: identity → bootstrap → Envoy → watchers; stop in reverse). Resolves with the exit code.
  */
-export async function runAgent(config: AgentConfig, logging: Logging): Promise<number> {
+export async function runAgent(
+  config: AgentConfig,
+  logging: Logging,
+  runtime: AgentRuntime,
+): Promise<number> {
   const log = logging.scope('default');
   log.info(
     `starting pilot-agent ${config.nodeType} for ${config.pod.name}.${config.pod.namespace} (identity ${config.security.spiffeId})`,
   );
-  // The agent's own metrics; the status server will serve them merged with Envoy's.
   const registry = new Registry();
-  // Signal listeners alone do not keep Node's event loop alive.
-  const keepAlive = setInterval(() => {}, 1 << 30);
-  const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
-  });
+  collectDefaultMetrics({ register: registry });
+  const stopping: (() => Promise<void>)[] = [];
+  const stopAll = async () => {
+    for (const stop of stopping.reverse())
+      await stop().catch((error: Error) => log.warn(`stopping a part failed: ${error.message}`));
+  };
 
-  let identity: WorkloadIdentity | undefined;
-  if (config.security.pilotCertProvider === 'none') {
-    log.info('PILOT_CERT_PROVIDER=none: no workload certificate is requested and no SDS server runs');
-  } else {
-    identity = new WorkloadIdentity({ config, logging, registry });
-    identity.on('first-certificate', (certificate) =>
-      log.info(
-        `first certificate held for ${certificate.spiffeIds.join(', ')} (serial ${certificate.serialNumber}, expires ${certificate.notAfter.toISOString()}, from ${certificate.source === 'ca' ? 'istiod' : 'files'})`,
-      ),
-    );
-    try {
+  let finish!: (outcome: Outcome) => void;
+  const finished = new Promise<Outcome>((resolve) => (finish = resolve));
+  void runtime.shutdownSignals.received.then((signal) => finish({ kind: 'signal', signal }));
+
+  try {
+    // Identity first: the SDS socket must be there when Envoy asks for its certificates.
+    if (config.security.pilotCertProvider === 'none') {
+      log.info('PILOT_CERT_PROVIDER=none: no workload certificate is requested and no SDS server runs');
+    } else {
+      const identity = new WorkloadIdentity({ config, logging, registry });
+      identity.on('first-certificate', (certificate) =>
+        log.info(
+          `first certificate held for ${certificate.spiffeIds.join(', ')} (serial ${certificate.serialNumber}, expires ${certificate.notAfter.toISOString()}, from ${certificate.source === 'ca' ? 'istiod' : 'files'})`,
+        ),
+      );
+      stopping.push(() => identity.stop());
       await identity.start();
-    } catch (error) {
-      log.error(`workload identity failed to start: ${(error as Error).message}`);
-      await identity.stop();
-      clearInterval(keepAlive);
-      return ExitCode.startupError;
     }
-  }
 
-  const signal = await stopSignal;
-  log.info(`received ${signal}, shutting down`);
-  await identity?.stop();
-  clearInterval(keepAlive);
-  return ExitCode.ok;
+    const initial = buildDesiredProxy(config);
+    for (const warning of initial.warnings) log.warn(warning);
+    const admin = new EnvoyAdminClient({
+      host: proxyAddresses(config).loopback,
+      port: config.ports.proxyAdmin,
+    });
+    const supervisor = new ProxySupervisor({
+      binaryPath: config.proxyConfig.binaryPath,
+      workingDirectory: config.paths.workingDirectory,
+      environment: process.env,
+      bootstrapFile: config.paths.bootstrapFile,
+      baseIdFile: baseIdFile(config),
+      hotRestart: config.hotRestartEnabled,
+      admin,
+      logger: logging.scope('envoy'),
+      registry,
+      writeBootstrap: (content) => writeBootstrapFile(config.paths.bootstrapFile, content),
+    });
+    supervisor.on('gave-up', ({ reason }) => finish({ kind: 'gave-up', reason }));
+    stopping.push(async () => {
+      await supervisor.stop();
+      admin.close();
+    });
+    await supervisor.start(initial.desired);
+
+    const reloader = new ProxyReloader({
+      loadConfig: runtime.loadConfig,
+      supervisor,
+      logger: logging.scope('reload'),
+      registry,
+    });
+    const watcher = new InputWatcher({
+      files: [
+        config.paths.podLabelsFile,
+        config.paths.podAnnotationsFile,
+        config.paths.meshConfigFile,
+        ...(config.paths.bootstrapOverrideFile ? [config.paths.bootstrapOverrideFile] : []),
+      ],
+      directories: [config.paths.fileMountedCertsDirectory],
+      debounceMilliseconds: config.fileDebounceMilliseconds,
+      logger: logging.scope('watch'),
+    });
+    watcher.on('changed', (paths) => void reloader.reload(`a change of ${paths.join(', ')}`));
+    stopping.push(() => watcher.stop());
+    await watcher.start();
+    const onHangUp = () => void reloader.reload('SIGHUP', { force: true });
+    process.on('SIGHUP', onHangUp);
+    stopping.push(async () => void process.off('SIGHUP', onHangUp));
+
+    const outcome = await finished;
+    switch (outcome.kind) {
+      case 'signal':
+        log.info(`received ${outcome.signal}, draining Envoy before exiting`);
+        await drainForTermination({
+          admin,
+          drain: config.drain,
+          ownListenerPorts: [config.ports.envoyStatus, config.ports.envoyPrometheus],
+          logger: log,
+        });
+        await stopAll();
+        log.info('pilot-agent stopped');
+        return ExitCode.ok;
+      case 'quit':
+        await stopAll();
+        return ExitCode.ok;
+      case 'gave-up':
+        log.error(`giving up on Envoy: ${outcome.reason}`);
+        await stopAll();
+        return ExitCode.envoyRestartBudgetExhausted;
+    }
+  } catch (error) {
+    await stopAll();
+    throw error;
+  } finally {
+    runtime.shutdownSignals.dispose();
+  }
 }

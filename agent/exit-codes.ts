@@ -5,6 +5,11 @@
 export const ExitCode = {
   /** Normal shutdown (SIGTERM/SIGINT drain, /quitquitquit). */
   ok: 0,
-  /** A command failed at run time (for example `wait` never saw the proxy ready: Istio uses 255 there too). */
+  /**
+   * Envoy kept failing: the restart budget (10 attempts, 200 ms doubling) is spent. The kubelet restarts
+   * the container.
+   */
+  envoyRestartBudgetExhausted: 2,
+  /** Configuration or start-up error, and commands that failed (`wait` timed out): Istio uses 255. */
   startupError: 255,
 } as const;

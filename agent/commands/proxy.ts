@@ -1,6 +1,7 @@
 import type { CommandModule } from 'yargs';
 import { runAgent } from '../agent.ts';
 import { loadAgentConfig } from '../config/load.ts';
+import { listenForShutdownSignals } from '../shutdown-signals.ts';
 import type { CommandContext } from './context.ts';
 import { proxyFlagsFromArguments, withProxyFlags } from './proxy-flags.ts';
 
@@ -14,6 +15,8 @@ export function proxyCommand(context: CommandContext, setExitCode: (code: number
         'the container args of an injected pod (Kubernetes expands $(VAR))',
       ),
     handler: async (argv) => {
+      // Listening first: a SIGTERM during start-up begins an orderly shutdown instead of killing the agent.
+      const shutdownSignals = listenForShutdownSignals();
       const flags = proxyFlagsFromArguments(argv);
       const config = loadAgentConfig(flags, context.environment);
       const logging = context.createLogging({ levels: config.agentLogLevels, asJson: config.logAsJson });
@@ -22,7 +25,12 @@ export function proxyCommand(context: CommandContext, setExitCode: (code: number
         log.warn(`unknown flag ${flag} ignored (accepted for compatibility with Istio's pilot-agent)`);
       for (const field of config.unknownProxyConfigFields)
         log.warn(`unknown ProxyConfig field ${field} ignored`);
-      setExitCode(await runAgent(config, logging));
+      setExitCode(
+        await runAgent(config, logging, {
+          loadConfig: () => loadAgentConfig(flags, context.environment),
+          shutdownSignals,
+        }),
+      );
     },
   };
 }

@@ -83,6 +83,7 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
   readonly #metrics: { epoch: Gauge; restarts: Counter<'outcome'>; exits: Counter<'expected'> };
   #latestEpoch = -1;
   #baseId: number | undefined;
+  #baseIdRead: Promise<number | undefined> | undefined;
   #desired: DesiredProxy | undefined;
   #appliedLogLevels: ProxyLogLevels | undefined;
   #queue: Promise<void> = Promise.resolve();
@@ -128,7 +129,7 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
     return [...this.#epochs.keys()].sort((a, b) => a - b);
   }
 
-  /** Starts the first epoch. */
+  /** Starts the first epoch; resolves once it is launched (LIVE comes later, see 'epoch-live'). */
   start(desired: DesiredProxy): Promise<void> {
     this.#desired = desired;
     this.#appliedLogLevels = desired.logLevels;
@@ -220,6 +221,10 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
     } else if (parent && !parent.live) {
       await this.#waitLive(parent.process.epoch);
     }
+    if (this.#baseIdRead) {
+      this.#baseId ??= await this.#baseIdRead;
+      this.#baseIdRead = undefined;
+    }
     const coldStart = !hotRestart || this.#newestRunning() === undefined;
     // Without a known base id (epoch 0 died before choosing one) the numbering starts over at a dynamic id.
     const epoch = hotRestart && this.#baseId !== undefined ? this.#latestEpoch + 1 : 0;
@@ -248,17 +253,28 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
     this.#epochs.set(epoch, state);
     this.emit('epoch-started', { epoch, pid: process.pid });
     void process.exited.then((exit) => this.#onExit(state, exit));
+    if (hotRestart && this.#baseId === undefined) this.#baseIdRead = this.#readBaseId(process);
+    // Waiting for LIVE happens beside the queue: callers (and a SIGTERM) are not held up by a slow start;
+    // the next hot restart waits for it at its own start.
+    void this.#followStart(state);
+  }
 
-    if (hotRestart && this.#baseId === undefined) this.#baseId = await this.#readBaseId(process);
+  async #followStart(state: Epoch): Promise<void> {
+    const epoch = state.process.epoch;
+    if (this.#baseIdRead) {
+      this.#baseId ??= await this.#baseIdRead;
+      this.#baseIdRead = undefined;
+    }
     const live = await this.#waitLive(epoch);
     if (live) {
       this.#metrics.restarts.inc({ outcome: 'success' });
       this.#armStableTimer(epoch);
       // A configuration that arrived while this epoch started applies its log levels now.
-      if (this.#desired && this.#desired.restartKey === desired.restartKey)
-        await this.#applyLogLevels(this.#desired.logLevels);
-      this.#appliedLogLevels ??= desired.logLevels;
-    } else if (!process.hasExited() && !this.#stopping) {
+      const desired = this.#desired;
+      if (desired && desired.restartKey === state.desired.restartKey) {
+        await this.#enqueue(() => this.#applyLogLevels(desired.logLevels));
+      }
+    } else if (!state.process.hasExited() && !this.#stopping) {
       this.#options.logger.error(
         `Envoy epoch ${epoch} did not become LIVE within ${this.#liveTimeout} ms (bootstrap ${this.#options.bootstrapFile}); it keeps running and may still become ready`,
       );

@@ -32,5 +32,7 @@ export function startPilotAgent(args: readonly string[], options: CliRun) {
     all: true,
     buffer: false,
     cleanup: true,
+    // A graceful shutdown can take seconds on a loaded machine; SIGKILL only as a last resort.
+    forceKillAfterDelay: 30_000,
   });
 }

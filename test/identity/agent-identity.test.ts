@@ -51,7 +51,7 @@ for (const algorithm of ['RSA', 'ECDSA'] as const) {
       ISTIO_META_CLUSTER_ID: 'east-cluster',
       ...(algorithm === 'ECDSA' ? { ECC_SIGNATURE_ALGORITHM: 'ECDSA' } : {}),
     };
-    const agent = startAgent(t, root, environment);
+    const agent = await startAgent(t, root, environment);
     const held = await agent.waitForOutput(
       'the first certificate',
       /first certificate held for (\S+) \(serial (\w+), expires (\S+), from istiod\)/,
@@ -143,7 +143,7 @@ test('with istiod down at start, the agent keeps trying and gets its certificate
   await root.write('var/run/secrets/istio/root-cert.pem', ca.rootCertPem);
   const port = await freePort();
   const environment = { CA_ADDR: `localhost:${port}`, ECC_SIGNATURE_ALGORITHM: 'ECDSA' };
-  const agent = startAgent(t, root, environment);
+  const agent = await startAgent(t, root, environment);
   await agent.waitForOutput(
     'a failed first attempt',
     /no workload certificate yet: CreateCertificate to localhost:\d+ \(TLS server name istiod\.istio-system\.svc\) failed after 5 attempts: UNAVAILABLE/,
@@ -165,7 +165,7 @@ test('a token istiod does not accept is reported clearly, and a corrected token 
   const root = await podRoot(t);
   const istiod = await startIstiod(t, root);
   await root.write('var/run/secrets/tokens/istio-token', 'expired-token');
-  const agent = startAgent(t, root, { CA_ADDR: istiod.address, ECC_SIGNATURE_ALGORITHM: 'ECDSA' });
+  const agent = await startAgent(t, root, { CA_ADDR: istiod.address, ECC_SIGNATURE_ALGORITHM: 'ECDSA' });
   await agent.waitForOutput(
     'the rejected token',
     new RegExp(
@@ -186,7 +186,7 @@ test('file-mounted certificates are served by the real agent and a change is pus
   await root.write('etc/certs/key.pem', first.privateKeyPem);
   await root.write('etc/certs/root-cert.pem', ca.rootCertPem);
   const environment = { CA_ADDR: 'localhost:1', FILE_DEBOUNCE_DURATION: '10ms' };
-  const agent = startAgent(t, root, environment);
+  const agent = await startAgent(t, root, environment);
   await agent.waitForOutput('the mounted certificate', /first certificate held for .* from files\)/);
   const workload = sdsClient(t, configIn(root, environment));
   workload.request(['default']);
@@ -204,7 +204,7 @@ test('file-mounted certificates are served by the real agent and a change is pus
 test('PILOT_CERT_PROVIDER=none runs no SDS server and asks no CA', async (t) => {
   const root = await podRoot(t);
   const environment = { PILOT_CERT_PROVIDER: 'none' };
-  const agent = startAgent(t, root, environment);
+  const agent = await startAgent(t, root, environment);
   await agent.waitForOutput('the notice', /PILOT_CERT_PROVIDER=none: no workload certificate is requested/);
   await t.throwsAsync(access(configIn(root, environment).paths.sdsSocket));
   t.is((await agent.stop()).exitCode, 0);

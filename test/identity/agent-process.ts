@@ -1,17 +1,27 @@
 import type { ExecutionContext } from 'ava';
+import { prepareAgentRoot } from '../helpers/agent-root.ts';
 import { startPilotAgent } from '../helpers/cli.ts';
 import type { TemporaryRoot } from '../helpers/temporary-root.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { podNamespace, serviceAccount } from './identity-fixture.ts';
 
-/** The real `pilot-agent proxy sidecar` in `root`, its output captured; stopped (SIGTERM) after the test. */
-export function startAgent(t: ExecutionContext, root: TemporaryRoot, environment: Record<string, string>) {
+/**
+ * The real `pilot-agent proxy sidecar` in `root` (with the Envoy stand-in and free ports), its output
+ * captured; stopped (SIGTERM) after the test.
+ */
+export async function startAgent(
+  t: ExecutionContext,
+  root: TemporaryRoot,
+  environment: Record<string, string>,
+) {
+  const prepared = await prepareAgentRoot(root);
   const subprocess = startPilotAgent(['proxy', 'sidecar'], {
     cwd: root.directory,
     environment: {
       POD_NAMESPACE: podNamespace,
       SERVICE_ACCOUNT: serviceAccount,
       POD_NAME: 'productpage-v1-abc',
+      ...prepared.environment,
       ...environment,
     },
   });

@@ -3,6 +3,7 @@ import yargs from 'yargs';
 import { proxyFlagsFromArguments, withProxyFlags } from '../../agent/commands/proxy-flags.ts';
 import { buildAgentConfig, type ProxyFlags } from '../../agent/config/agent-config.ts';
 import { parseMeshConfig } from '../../agent/inject/injection-settings.ts';
+import { prepareAgentRoot } from '../helpers/agent-root.ts';
 import { startPilotAgent } from '../helpers/cli.ts';
 import { createTemporaryRoot } from '../helpers/temporary-root.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -177,7 +178,11 @@ test('the injected proxy starts the real pilot-agent in a pod-like root and stop
   await root.write('etc/istio/pod/labels', proxy.labelsFile);
   await root.write('etc/istio/pod/annotations', proxy.annotationsFile);
 
-  const agent = startPilotAgent(proxy.args, { cwd: root.directory, environment: proxy.environment });
+  const prepared = await prepareAgentRoot(root);
+  const agent = startPilotAgent(proxy.args, {
+    cwd: root.directory,
+    environment: { ...proxy.environment, ...prepared.environment, PILOT_CERT_PROVIDER: 'none' },
+  });
   // A no-op once the agent has exited.
   t.teardown(() => {
     agent.kill('SIGKILL');
@@ -191,9 +196,14 @@ test('the injected proxy starts the real pilot-agent in a pod-like root and stop
       `starting pilot-agent sidecar for ${pod.name}.shop (identity spiffe://cluster.local/ns/shop/sa/nginx)`,
     ),
   );
+  // Once Envoy's admin answers, a SIGTERM finds something to drain (before, the drain is skipped with a warning).
+  await waitFor('the Envoy stand-in admin', () =>
+    fetch(`http://127.0.0.1:${prepared.ports.proxyAdmin}/ready`).then(() => true),
+  );
   agent.kill('SIGTERM');
   const result = await agent;
   t.is(result.exitCode, 0, output);
-  t.regex(output, /\tinfo\treceived SIGTERM, shutting down\n/);
+  t.regex(output, /\tinfo\treceived SIGTERM, draining Envoy before exiting\n/);
+  t.regex(output, /\tinfo\tenvoy\tstarting Envoy epoch 0 \(initial start\): .* --concurrency 2\n/);
   t.notRegex(output, /\t(warn|error)\t/, 'no warnings: every injected flag and variable is understood');
 });
