@@ -78,6 +78,10 @@ export async function runAgent(
       bootstrapFile: config.paths.bootstrapFile,
       baseIdFile: baseIdFile(config),
       hotRestart: config.hotRestartEnabled,
+      restartBudget: {
+        budget: config.envoyRestart.budget,
+        initialMilliseconds: config.envoyRestart.initialBackoffMilliseconds,
+      },
       admin,
       logger: logging.scope('envoy'),
       registry,

@@ -179,6 +179,8 @@ export interface AgentConfig {
   readonly drain: DrainConfig;
   readonly fileDebounceMilliseconds: number;
   readonly hotRestartEnabled: boolean;
+  /** How often a failing Envoy is restarted before the agent gives up, and the first delay (doubling). */
+  readonly envoyRestart: { readonly budget: number; readonly initialBackoffMilliseconds: number };
   readonly outlierLogPath?: string;
   readonly istioVersion: string;
 }
@@ -360,6 +362,10 @@ export function buildAgentConfig(inputs: ConfigInputs): AgentConfig {
     }),
     fileDebounceMilliseconds: environment.durationMilliseconds('FILE_DEBOUNCE_DURATION', '100ms'),
     hotRestartEnabled: !environment.boolean('DISABLE_HOT_RESTART', false),
+    envoyRestart: Object.freeze({
+      budget: environment.integer('ENVOY_RESTART_BUDGET', 10, { min: 0, max: 1000 }),
+      initialBackoffMilliseconds: environment.durationMilliseconds('ENVOY_RESTART_INITIAL_BACKOFF', '200ms'),
+    }),
     ...(flags.outlierLogPath ? { outlierLogPath: flags.outlierLogPath } : {}),
     istioVersion: environment.string('ISTIO_META_ISTIO_VERSION', istioCompatibilityVersion),
   });

@@ -10,6 +10,18 @@ export interface DesiredProxyResult {
   readonly warnings: readonly string[];
 }
 
+/** Annotations whose change is applied to the running Envoy, so they take no part in the decision to restart. */
+const liveAnnotations = ['sidecar.istio.io/logLevel', 'sidecar.istio.io/componentLogLevel'];
+
+function withoutLiveAnnotations(bootstrap: object): object {
+  const copy = structuredClone(bootstrap) as {
+    node?: { metadata?: { ANNOTATIONS?: Record<string, unknown> } };
+  };
+  const annotations = copy.node?.metadata?.ANNOTATIONS;
+  if (annotations) for (const name of liveAnnotations) delete annotations[name];
+  return copy;
+}
+
 /** Log levels are applied live, so they take no part in the decision to restart. */
 const neutralLogLevels = Object.freeze({
   level: 'info',
@@ -45,7 +57,7 @@ export function buildDesiredProxy(config: AgentConfig): DesiredProxyResult {
   return {
     desired: {
       bootstrap,
-      restartKey: `${comparableArgs.join('\u0000')}\n${bootstrap}`,
+      restartKey: `${comparableArgs.join('\u0000')}\n${serialiseBootstrap(withoutLiveAnnotations(generated.bootstrap))}`,
       logLevels: config.proxyLogLevels,
       argsFor,
     },

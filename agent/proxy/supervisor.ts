@@ -145,6 +145,7 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
     this.#desired = desired;
     if (this.#stopping || this.#gaveUp) return Promise.resolve();
     if (previous !== undefined && previous.restartKey === desired.restartKey && !options.force) {
+      this.#options.logger.info("the inputs changed but Envoy's bootstrap and command line did not: no restart");
       return this.#enqueue(() => this.#applyLogLevels(desired.logLevels));
     }
     this.#budget.reset();
@@ -251,6 +252,7 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
     });
     const state: Epoch = { process, desired, live: false };
     this.#epochs.set(epoch, state);
+    this.#options.logger.info(`Envoy epoch ${epoch} running as pid ${process.pid}`);
     this.emit('epoch-started', { epoch, pid: process.pid });
     void process.exited.then((exit) => this.#onExit(state, exit));
     if (hotRestart && this.#baseId === undefined) this.#baseIdRead = this.#readBaseId(process);

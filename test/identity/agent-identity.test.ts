@@ -3,11 +3,11 @@ import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
 import { certificateFacts } from '../../agent/identity/certificate-verification.ts';
 import { splitPemBlocks } from '../../agent/identity/pem.ts';
+import { startAgent } from '../helpers/agent-process.ts';
 import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { TestCertificateAuthority } from '../istiod/certificate-authority.ts';
 import { TestIstiod } from '../istiod/test-istiod.ts';
-import { startAgent } from './agent-process.ts';
 import { configIn, istioToken, podRoot, sdsClient, spiffeId } from './identity-fixture.ts';
 import type { ReceivedResponse } from './sds-client.ts';
 

@@ -1,0 +1,84 @@
+import type { ExecutionContext } from 'ava';
+import { type AgentPorts, type AgentRootOptions, prepareAgentRoot } from './agent-root.ts';
+import { startPilotAgent } from './cli.ts';
+import type { TemporaryRoot } from './temporary-root.ts';
+import { waitFor } from './wait-for.ts';
+
+export interface AgentProcessOptions extends AgentRootOptions {
+  /** Arguments after `pilot-agent` (default `proxy sidecar`). */
+  readonly args?: readonly string[];
+}
+
+export interface AgentExit {
+  readonly exitCode?: number | undefined;
+  readonly signal?: string | undefined;
+}
+
+/**
+ * The real `pilot-agent proxy sidecar` in `root`, with the Envoy stand-in as its Envoy and free ports, its
+ * output captured; stopped with SIGTERM after the test if it still runs.
+ */
+export async function startAgent(
+  t: ExecutionContext,
+  root: TemporaryRoot,
+  environment: Record<string, string>,
+  options: AgentProcessOptions = {},
+) {
+  const prepared = await prepareAgentRoot(root, options);
+  const subprocess = startPilotAgent(options.args ?? ['proxy', 'sidecar'], {
+    cwd: root.directory,
+    environment: {
+      POD_NAMESPACE: 'default',
+      SERVICE_ACCOUNT: 'productpage',
+      POD_NAME: 'productpage-v1-abc',
+      ...prepared.environment,
+      ...environment,
+    },
+  });
+  let output = '';
+  subprocess.all?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  let exit: AgentExit | undefined;
+  const exited: Promise<AgentExit> = subprocess.then((result) => {
+    exit = { exitCode: result.exitCode, signal: result.signal };
+    return exit;
+  });
+  let stopped = false;
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (!stopped) {
+      stopped = true;
+      subprocess.kill(signal);
+    }
+    return exited;
+  };
+  t.teardown(async () => {
+    await stop();
+  });
+  const ports: AgentPorts = prepared.ports;
+  return {
+    subprocess,
+    pid: subprocess.pid ?? 0,
+    ports,
+    exited,
+    hasExited: () => exit !== undefined,
+    output: () => output,
+    /** Resolves with the first match of `pattern` in the output so far or to come; fails early if the agent exits. */
+    waitForOutput: (description: string, pattern: RegExp, timeoutMilliseconds?: number) =>
+      waitFor(
+        description,
+        () => {
+          const match = pattern.exec(output);
+          if (match) return match;
+          if (exit) throw new Error(`the agent exited (${exit.exitCode ?? exit.signal}):\n${output}`);
+          return undefined;
+        },
+        timeoutMilliseconds === undefined ? {} : { timeoutMilliseconds },
+      ),
+    /** Every match of a global pattern in the output so far. */
+    matches: (pattern: RegExp) => [...output.matchAll(pattern)],
+    stop,
+  };
+}
+
+export type RunningAgent = Awaited<ReturnType<typeof startAgent>>;
