@@ -1,4 +1,4 @@
-import { writeFileSync, writeSync } from 'node:fs';
+import { openSync, writeFileSync, writeSync } from 'node:fs';
 import { checkBootstrap } from './bootstrap-check.ts';
 import { ConfigurationError, loadBootstrap } from './bootstrap-load.ts';
 import { FaultConfigurationError, readFaults, readObservation } from './faults.ts';
@@ -96,11 +96,22 @@ async function main(argv: readonly string[], environment: NodeJS.ProcessEnv): Pr
     throw error;
   }
 
+  let logFile: number | undefined;
+  if (options.logPath !== '') {
+    try {
+      logFile = openSync(options.logPath, 'a');
+    } catch (error) {
+      stderr(`Failed to open log-file '${options.logPath}'. e.what(): ${(error as Error).message}\n`);
+      exit(1);
+    }
+  }
   const logs = new LogRegistry({
     level: options.logLevel,
     componentLevels: options.componentLogLevels,
     format: options.logFormat,
     escape: options.logFormatEscaped,
+    // --log-path sends Envoy's application log to a file instead of stderr.
+    ...(logFile === undefined ? {} : { write: (line: string) => writeSync(logFile, line) }),
   });
   const log = logs.logger('main', source);
   for (const warning of options.warnings) log.warn(warning);

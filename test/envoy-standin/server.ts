@@ -284,6 +284,8 @@ export class EnvoyServer {
         },
       });
       if (hotRestart.parentConnected) {
+        // Generations accumulate across hot restarts (the gauge is imported from the parent in Envoy).
+        this.stats.gauge('server.hot_restart_generation').set(options.restartEpoch + 1);
         const reply = await hotRestart.shutdownParentAdmin();
         if (reply) this.#originalStartTime = reply.originalStartTimeMilliseconds;
         if (!options.skipHotRestartParentStats) {
