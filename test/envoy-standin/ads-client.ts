@@ -11,15 +11,17 @@ import { JitteredBackoff } from './backoff.ts';
 import type { AdsConfig, NodeConfig } from './bootstrap-model.ts';
 import { grpcTarget } from './grpc-target.ts';
 import type { ComponentLogger } from './log.ts';
+import type { WireMessage } from './protobuf-wire.ts';
 import type { StatsStore } from './stats.ts';
 import { versionHash, xdsNode } from './xds-node.ts';
-import { type AnyMessage, aggregatedDiscoveryService, anyTypeUrl } from './xds-protos.ts';
+import { aggregatedDiscoveryService } from './xds-protos.ts';
+import { anyMessage, anyTypeUrl, type RawAny, resourceName } from './xds-resources.ts';
 
-/** A resource as the subscription holds it: name, version (Delta) and the decoded message. */
+/** A resource as the subscription holds it: name, version (Delta) and the message's fields. */
 export interface XdsResource {
   readonly name: string;
   readonly version: string;
-  readonly resource: AnyMessage;
+  readonly resource: WireMessage;
 }
 
 /**
@@ -254,17 +256,16 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
         next = new Map(subscription.resources);
         for (const removed of (message.removed_resources as string[] | undefined) ?? []) next.delete(removed);
         for (const entry of (message.resources as Array<Record<string, unknown>> | undefined) ?? []) {
-          const resource = (entry.resource ?? {}) as AnyMessage;
-          this.#checkType(resource, typeUrl);
-          const name = String(entry.name ?? resource.name ?? '');
+          const resource = this.#unpack((entry.resource ?? {}) as RawAny, typeUrl);
+          const name = String(entry.name || resourceName(resource));
           next.set(name, { name, version: String(entry.version ?? ''), resource });
         }
       } else {
         version = String(message.version_info ?? '');
         next = new Map();
-        for (const resource of (message.resources as AnyMessage[] | undefined) ?? []) {
-          this.#checkType(resource, typeUrl);
-          const name = String(resource.name ?? '');
+        for (const any of (message.resources as RawAny[] | undefined) ?? []) {
+          const resource = this.#unpack(any, typeUrl);
+          const name = resourceName(resource);
           if (next.has(name)) throw new Error(`duplicate resource ${name} found`);
           next.set(name, { name, version, resource });
         }
@@ -294,14 +295,18 @@ export class AdsClient extends EventEmitter<AdsClientEvents> {
     this.#markInitialized(subscription);
   }
 
-  #checkType(resource: AnyMessage, typeUrl: string): void {
-    const embedded = anyTypeUrl(resource);
+  #unpack(any: RawAny, typeUrl: string): WireMessage {
+    const embedded = anyTypeUrl(any);
     if (embedded !== typeUrl) {
       throw new Error(
         `type URL ${embedded} embedded in an individual Any does not match the message-wide type URL ${typeUrl} in DiscoveryResponse`,
       );
     }
-    if (resource['@type'] === undefined) throw new Error(`unable to decode resource of type ${embedded}`);
+    try {
+      return anyMessage(any);
+    } catch (error) {
+      throw new Error(`Unable to unpack as ${typeUrl.replace(/^.*\//, '')}: ${(error as Error).message}`);
+    }
   }
 
   #sendAck(subscription: Subscription, nonce: string, error: string | undefined): void {

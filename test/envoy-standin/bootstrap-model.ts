@@ -52,6 +52,8 @@ export interface StaticListener {
   readonly trafficDirection: TrafficDirection;
   /** `stat_prefix`, else the address: `listener.<this>.downstream_cx_active`. */
   readonly statPrefix: string | undefined;
+  /** `enable_reuse_port` (Envoy's default on Linux is true). */
+  readonly reusePort: boolean;
   readonly handler: HttpConnectionManagerConfig | TcpProxyConfig | undefined;
 }
 export interface StaticCluster {
@@ -248,6 +250,7 @@ function parseListener(listener: unknown, index: number): StaticListener {
       typeof listener.stat_prefix === 'string' && listener.stat_prefix !== ''
         ? listener.stat_prefix
         : undefined,
+    reusePort: boolValue(listener.enable_reuse_port, true),
     handler,
   };
 }

@@ -152,7 +152,10 @@ export class ListenerManager {
       };
       listener.server.once('error', onError);
       listener.server.listen(
-        { ...options, ...(address.kind === 'socket' ? { reusePort: true } : {}) },
+        {
+          ...options,
+          ...(address.kind === 'socket' && listener.config.reusePort ? { reusePort: true } : {}),
+        },
         () => {
           listener.server.off('error', onError);
           const bound = listener.server.address();

@@ -7,7 +7,9 @@ import { grpcTarget } from './grpc-target.ts';
 import type { ComponentLogger } from './log.ts';
 import type { StatsStore } from './stats.ts';
 import { versionHash, xdsNode } from './xds-node.ts';
-import { type AnyMessage, anyTypeUrl, secretDiscoveryService, typeUrls } from './xds-protos.ts';
+import { secretDiscoveryService } from './xds-protos.ts';
+import { anyMessage, anyTypeUrl, type RawAny, secretSummary } from './xds-resources.ts';
+import { typeUrls } from './xds-type-urls.ts';
 
 /** The SDS resources Istio's agent serves: the workload certificate and the root of trust. */
 export const sdsSecretNames = ['default', 'ROOTCA'] as const;
@@ -25,18 +27,6 @@ export interface SdsClientOptions {
 }
 
 type Stream = ClientDuplexStream<Record<string, unknown>, Record<string, unknown>>;
-
-function pemOf(source: unknown): string | undefined {
-  if (typeof source !== 'object' || source === null) return undefined;
-  const data = source as Record<string, unknown>;
-  if (Buffer.isBuffer(data.inline_bytes) && data.inline_bytes.length > 0)
-    return data.inline_bytes.toString('utf8');
-  if (data.inline_bytes instanceof Uint8Array && data.inline_bytes.length > 0) {
-    return Buffer.from(data.inline_bytes).toString('utf8');
-  }
-  if (typeof data.inline_string === 'string' && data.inline_string !== '') return data.inline_string;
-  return undefined;
-}
 
 /**
  * Envoy's SDS subscriptions to the `sds-grpc` cluster: one StreamSecrets stream per secret (`default`,
@@ -87,7 +77,7 @@ export class SdsClient {
       backoff.reset();
       stats.counter(`${prefix}.update_attempt`).inc();
       const nonce = String(response.nonce ?? '');
-      const error = this.#apply(name, (response.resources as AnyMessage[] | undefined) ?? []);
+      const error = this.#apply(name, (response.resources as RawAny[] | undefined) ?? []);
       if (error === undefined) {
         version = String(response.version_info ?? '');
         stats.counter(`${prefix}.update_success`).inc();
@@ -132,26 +122,23 @@ export class SdsClient {
   }
 
   /** Validates and stores a pushed secret; returns the NACK message on failure. */
-  #apply(name: string, resources: readonly AnyMessage[]): string | undefined {
-    const secret = resources.find((resource) => resource.name === name);
-    if (!secret) {
-      return resources.length === 0 ? undefined : `Unexpected SDS secrets length: ${resources.length}`;
-    }
-    if (anyTypeUrl(secret) !== typeUrls.secret) {
-      return `type URL ${anyTypeUrl(secret)} embedded in an individual Any does not match the message-wide type URL ${typeUrls.secret} in DiscoveryResponse`;
+  #apply(name: string, resources: readonly RawAny[]): string | undefined {
+    if (resources.length === 0) return undefined;
+    if (resources.length > 1) return `Unexpected SDS secrets length: ${resources.length}`;
+    const [any] = resources as [RawAny];
+    if (anyTypeUrl(any) !== typeUrls.secret) {
+      return `type URL ${anyTypeUrl(any)} embedded in an individual Any does not match the message-wide type URL ${typeUrls.secret} in DiscoveryResponse`;
     }
     try {
-      const certificate = secret.tls_certificate as Record<string, unknown> | undefined;
-      const validation = secret.validation_context as Record<string, unknown> | undefined;
-      if (certificate) {
-        const pem = pemOf(certificate.certificate_chain);
-        if (!pem)
-          return `Failed to load incomplete certificate from <inline>: certificate_chain is empty (secret ${name})`;
-        this.#options.certificates.setCertificateChain(pem);
-      } else if (validation) {
-        const pem = pemOf(validation.trusted_ca);
-        if (!pem) return `Failed to load trusted CA certificates from <inline> (secret ${name})`;
-        this.#options.certificates.setTrustedCa(pem);
+      const secret = secretSummary(anyMessage(any));
+      if (secret.name !== name) return `Unexpected SDS secret (expecting ${name}): ${secret.name}`;
+      if (secret.kind === 'tls_certificate') {
+        if (!secret.certificateChain)
+          return `Failed to load incomplete certificate from <inline> (secret ${name})`;
+        this.#options.certificates.setCertificateChain(secret.certificateChain);
+      } else if (secret.kind === 'validation_context') {
+        if (!secret.trustedCa) return `Failed to load trusted CA certificates from <inline> (secret ${name})`;
+        this.#options.certificates.setTrustedCa(secret.trustedCa);
       } else {
         return `secret ${name} holds neither tls_certificate nor validation_context`;
       }

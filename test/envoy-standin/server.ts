@@ -1,8 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
-import { addressAsString, type EnvoyAddress, parseAddress } from './addresses.ts';
+import type { EnvoyAddress } from './addresses.ts';
 import { AdminServer } from './admin-server.ts';
-import { AdsClient, type XdsResource } from './ads-client.ts';
+import type { AdsClient, XdsResource } from './ads-client.ts';
 import type { StandinBootstrap } from './bootstrap-model.ts';
 import { CertificateStore } from './certificates.ts';
 import { ClusterManager } from './cluster-manager.ts';
@@ -13,11 +13,12 @@ import type { EnvoyOptions } from './flags.ts';
 import type { HotRestart } from './hot-restart.ts';
 import { ListenerManager } from './listener-manager.ts';
 import type { ComponentLogger, LogRegistry } from './log.ts';
-import { SdsClient } from './sds-client.ts';
+import type { SdsClient } from './sds-client.ts';
 import { ServerStateTracker, serverStateValues } from './server-state.ts';
 import { StatsStore } from './stats.ts';
 import { envoyBuildSha, envoyVersion, hotRestartVersion } from './version.ts';
-import { typeUrls } from './xds-protos.ts';
+import { listenerSummary } from './xds-resources.ts';
+import { typeUrls } from './xds-type-urls.ts';
 
 /** A start-up failure Envoy reports as "error initializing configuration" and exits 1 for. */
 export class InitializationError extends Error {
@@ -76,6 +77,8 @@ export class EnvoyServer {
   #sds: SdsClient | undefined;
   #parentStatsTimer: NodeJS.Timeout | undefined;
   #parentShutdownTimer: NodeJS.Timeout | undefined;
+  /** Envoy's stats flush timer (5 s); it also keeps the process alive like Envoy's main dispatch loop. */
+  #flushTimer: NodeJS.Timeout | undefined;
   readonly #parentCounters = new Map<string, number>();
   #shuttingDown = false;
 
@@ -244,6 +247,7 @@ export class EnvoyServer {
     const { options, bootstrap, hotRestart } = this.#config;
     const log = this.#log;
     this.#events.append({ event: 'started', baseId: this.#config.baseId });
+    this.#flushTimer = setInterval(() => this.refreshServerStats(), 5000);
 
     if (hotRestart) {
       hotRestart.setParentHandlers({
@@ -280,6 +284,8 @@ export class EnvoyServer {
         },
       });
       if (hotRestart.parentConnected) {
+        // Generations accumulate across hot restarts (the gauge is imported from the parent in Envoy).
+        this.stats.gauge('server.hot_restart_generation').set(options.restartEpoch + 1);
         const reply = await hotRestart.shutdownParentAdmin();
         if (reply) this.#originalStartTime = reply.originalStartTimeMilliseconds;
         if (!options.skipHotRestartParentStats) {
@@ -317,6 +323,8 @@ export class EnvoyServer {
 
     const sdsCluster = this.#clusters.get('sds-grpc');
     if (sdsCluster && sdsCluster.endpoints.length > 0) {
+      // gRPC and Envoy's protos load only when a control plane is configured (start-up time).
+      const { SdsClient } = await import('./sds-client.ts');
       this.#sds = new SdsClient({
         clusterName: 'sds-grpc',
         endpoints: sdsCluster.endpoints,
@@ -344,6 +352,7 @@ export class EnvoyServer {
     const { dynamic } = bootstrap;
     const adsCluster = dynamic.ads && this.#clusters.get(dynamic.ads.clusterName);
     if (dynamic.ads && adsCluster) {
+      const { AdsClient } = await import('./ads-client.ts');
       this.#ads = new AdsClient({
         config: dynamic.ads,
         endpoints: adsCluster.endpoints,
@@ -457,14 +466,9 @@ export class EnvoyServer {
     const next = new Map<string, DynamicListener>();
     for (const [name, { resource }] of resources) {
       if (name === '') return 'Error adding/updating listener(s) : listener name must not be empty';
-      if (resource.address === undefined || resource.address === null) {
+      const { address } = listenerSummary(resource);
+      if (address === undefined) {
         return `Error adding/updating listener(s) ${name}: error adding listener named '${name}': address is necessary`;
-      }
-      let address: EnvoyAddress | undefined;
-      try {
-        address = parseAddress(resource.address, `listener ${name}`);
-      } catch (error) {
-        return `Error adding/updating listener(s) ${name}: ${(error as Error).message}`;
       }
       next.set(name, { name, address });
     }
@@ -497,6 +501,7 @@ export class EnvoyServer {
   }
 
   async #stopEverything(): Promise<void> {
+    if (this.#flushTimer) clearInterval(this.#flushTimer);
     if (this.#parentStatsTimer) clearInterval(this.#parentStatsTimer);
     if (this.#parentShutdownTimer) clearTimeout(this.#parentShutdownTimer);
     this.#drain.stop();
@@ -518,10 +523,5 @@ export class EnvoyServer {
     this.#log.info('exiting');
     this.#events.append({ event: 'exit', code: 0, reason });
     this.#config.exit(0);
-  }
-
-  /** Listener addresses as strings (for logs and tests). */
-  listeningAddresses(): string[] {
-    return this.#listeners.list().map((listener) => addressAsString(listener.config.address));
   }
 }

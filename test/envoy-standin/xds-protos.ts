@@ -1,38 +1,16 @@
-import { type GrpcObject, loadPackageDefinition, type ServiceClientConstructor } from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
-import { envoyProtoLoaderOptions } from '../../agent/envoy-api/protos.ts';
-
-/** Type URLs of the resources the stand-in subscribes to. */
-export const typeUrls = {
-  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
-  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
-  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
-} as const;
-
-/** Envoy's xDS services and the resource types the stand-in decodes. */
-const protoFiles = [
-  'envoy/service/discovery/v3/ads.proto',
-  'envoy/service/secret/v3/sds.proto',
-  'envoy/config/cluster/v3/cluster.proto',
-  'envoy/config/listener/v3/listener.proto',
-  'envoy/extensions/transport_sockets/tls/v3/secret.proto',
-];
-
-let loaded: GrpcObject | undefined;
+import type { GrpcObject, ServiceClientConstructor } from '@grpc/grpc-js';
+import { loadEnvoyProtos } from '../../agent/envoy-api/protos.ts';
 
 /**
- * Loads the protos once, with the project's shared loader options plus `json: true`, so every
- * google.protobuf.Any of a known type arrives decoded as `{ '@type': url, ...fields }` (and may be sent that
- * way). Loading takes a few hundred ms, so it only happens when a control plane is configured.
+ * Envoy's ADS and SDS services, loaded with the project's shared loader. Only the service protos are loaded
+ * (resources stay packed in their Any and are read by xds-resources.ts), which keeps start-up short.
  */
-export function xdsProtos(): GrpcObject {
-  loaded ??= loadPackageDefinition(loadSync(protoFiles, { ...envoyProtoLoaderOptions, json: true }));
-  return loaded;
-}
-
 function lookup(path: string): ServiceClientConstructor {
-  let current: unknown = xdsProtos();
-  for (const part of path.split('.')) current = (current as Record<string, unknown>)[part];
+  let current: unknown = loadEnvoyProtos([
+    'envoy/service/discovery/v3/ads.proto',
+    'envoy/service/secret/v3/sds.proto',
+  ]);
+  for (const part of path.split('.')) current = (current as GrpcObject)[part];
   if (typeof current !== 'function') throw new Error(`gRPC service ${path} not found in Envoy's protos`);
   return current as ServiceClientConstructor;
 }
@@ -40,17 +18,6 @@ function lookup(path: string): ServiceClientConstructor {
 export const aggregatedDiscoveryService = () =>
   lookup('envoy.service.discovery.v3.AggregatedDiscoveryService');
 export const secretDiscoveryService = () => lookup('envoy.service.secret.v3.SecretDiscoveryService');
-
-/** A google.protobuf.Any as proto-loader hands it over: decoded (`@type`) or raw (`type_url`, `value`). */
-export type AnyMessage = Record<string, unknown>;
-
-export function anyTypeUrl(any: AnyMessage): string {
-  return typeof any['@type'] === 'string'
-    ? any['@type']
-    : typeof any.type_url === 'string'
-      ? any.type_url
-      : '';
-}
 
 /** JSON → google.protobuf.Struct in proto-loader's object form (Struct has no JSON mapping in protobufjs). */
 export function toStruct(json: Record<string, unknown>): Record<string, unknown> {

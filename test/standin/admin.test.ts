@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import test from 'ava';
 import {
@@ -28,10 +29,14 @@ test('a LIVE stand-in answers the admin API as Envoy does', async (t) => {
   };
   const file = await writeBootstrap(root, bootstrap);
   const requestLog = root.resolve('admin-requests.jsonl');
-  const envoy = startStandin(t, ['-c', file, '--disable-hot-restart', '-l', 'warning'], {
-    environment: { ENVOY_STANDIN_ADMIN_REQUEST_LOG: requestLog },
-  });
+  const addressFile = root.resolve('admin-address');
+  const envoy = startStandin(
+    t,
+    ['-c', file, '--disable-hot-restart', '-l', 'warning', '--admin-address-path', addressFile],
+    { environment: { ENVOY_STANDIN_ADMIN_REQUEST_LOG: requestLog } },
+  );
   t.deepEqual(await waitForLive(adminPort).then((r) => r.body), 'LIVE\n');
+  t.is(readFileSync(addressFile, 'utf8'), `127.0.0.1:${adminPort}`);
 
   const info = JSON.parse((await adminGet(adminPort, '/server_info')).body) as {
     state: string;

@@ -184,7 +184,12 @@ for (const apiType of ['GRPC', 'DELTA_GRPC'] as const) {
 test('ADS: a rejected response is NACKed, counted as update_rejected, and still completes initialization', async (t) => {
   const root = await temporaryRoot(t);
   const adminPort = await freePort();
-  const service = new AdsService({ resources: { [adsTypeUrls.cluster]: [cluster('')] } });
+  const service = new AdsService({
+    resources: {
+      [adsTypeUrls.cluster]: [cluster('')],
+      [adsTypeUrls.listener]: [{ name: 'bad', resource: { '@type': adsTypeUrls.listener, name: 'bad' } }],
+    },
+  });
   await startAdsServer(t, root.resolve('etc/istio/proxy/XDS'), service);
   startStandin(t, ['-c', await adsBootstrap(root, adminPort, 'GRPC'), '--disable-hot-restart'], {
     cwd: root.directory,
@@ -195,17 +200,34 @@ test('ADS: a rejected response is NACKed, counted as update_rejected, and still 
   t.is(nack.versionInfo, '', 'a NACK carries the last accepted version');
   t.is(nack.errorDetail?.code, 13);
   t.regex(nack.errorDetail?.message ?? '', /ClusterValidationError\.Name/);
+  const listenerNack = await service.waitForRequest(
+    (request) => request.kind === 'nack' && request.typeUrl === adsTypeUrls.listener,
+  );
+  t.is(
+    listenerNack.errorDetail?.message,
+    "Error adding/updating listener(s) bad: error adding listener named 'bad': address is necessary",
+  );
   const counters = await adminGet(
     adminPort,
     '/stats?usedonly&filter=^(cluster_manager\\.cds|listener_manager\\.lds)\\.(update_success|update_rejected)$',
   );
-  t.is(counters.body, 'cluster_manager.cds.update_rejected: 1\nlistener_manager.lds.update_success: 1\n');
+  t.is(counters.body, 'cluster_manager.cds.update_rejected: 1\nlistener_manager.lds.update_rejected: 1\n');
 
   service.setResources(adsTypeUrls.cluster, [cluster('fixed')]);
   await waitFor(
     'the fixed CDS update',
     async () => (await statValue(adminPort, 'cluster_manager.cds.update_success')) === 1,
   );
+  service.setResources(adsTypeUrls.listener, [
+    { name: 'raw', resource: { type_url: adsTypeUrls.listener, value: Uint8Array.from([0x0a, 0x09, 0x61]) } },
+  ]);
+  const garbled = await service.waitForRequest(
+    (request) =>
+      request.kind === 'nack' &&
+      request.typeUrl === adsTypeUrls.listener &&
+      request.responseNonce !== listenerNack.responseNonce,
+  );
+  t.regex(garbled.errorDetail?.message ?? '', /^Unable to unpack as envoy\.config\.listener\.v3\.Listener: /);
 });
 
 test('ADS: PRE_INITIALIZING while the control plane is away; initial_fetch_timeout lets Envoy go LIVE', async (t) => {

@@ -183,4 +183,8 @@ test('--config-yaml alone is a whole bootstrap, and without admin Envoy logs tha
   await envoy.waitForLog(/all dependencies initialized\. starting workers/);
   envoy.kill('SIGTERM');
   t.deepEqual(await envoy.exited, { exitCode: 0, signal: undefined });
+  t.true(
+    envoy.logs.some((line) => line.includes('caught SIGTERM')),
+    'still running (nothing to serve) until told to stop, like Envoy',
+  );
 });

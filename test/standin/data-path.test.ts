@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
 import test from 'ava';
@@ -134,8 +135,20 @@ test('listener.<address>.downstream_cx_active follows open connections', async (
       httpListener('inbound', listenerPort, [{ prefix: '/', directResponse: { status: 200, body: 'hi' } }]),
     ],
   };
-  startStandin(t, ['-c', await writeBootstrap(root, bootstrap), '--disable-hot-restart']);
+  const logFile = root.resolve('envoy.log');
+  const envoy = startStandin(t, [
+    '-c',
+    await writeBootstrap(root, bootstrap),
+    '--disable-hot-restart',
+    '--log-path',
+    logFile,
+  ]);
   await waitForLive(adminPort);
+  t.regex(
+    readFileSync(logFile, 'utf8'),
+    /\[info\]\[main\] .*all dependencies initialized\. starting workers/,
+  );
+  t.deepEqual(envoy.logs, [], '--log-path takes the log away from stderr');
   const stat = `listener.0.0.0.0_${listenerPort}.downstream_cx_active`;
   t.is(await statValue(adminPort, stat), 0);
 
