@@ -18,7 +18,11 @@ function withoutLiveAnnotations(bootstrap: object): object {
     node?: { metadata?: { ANNOTATIONS?: Record<string, unknown> } };
   };
   const annotations = copy.node?.metadata?.ANNOTATIONS;
-  if (annotations) for (const name of liveAnnotations) delete annotations[name];
+  if (annotations) {
+    for (const name of liveAnnotations) delete annotations[name];
+    // No annotations left reads the same as none at all.
+    if (Object.keys(annotations).length === 0) delete copy.node?.metadata?.ANNOTATIONS;
+  }
   return copy;
 }
 

@@ -145,7 +145,9 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
     this.#desired = desired;
     if (this.#stopping || this.#gaveUp) return Promise.resolve();
     if (previous !== undefined && previous.restartKey === desired.restartKey && !options.force) {
-      this.#options.logger.info("the inputs changed but Envoy's bootstrap and command line did not: no restart");
+      this.#options.logger.info(
+        "the inputs changed but Envoy's bootstrap and command line did not: no restart",
+      );
       return this.#enqueue(() => this.#applyLogLevels(desired.logLevels));
     }
     this.#budget.reset();
@@ -226,9 +228,17 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
       this.#baseId ??= await this.#baseIdRead;
       this.#baseIdRead = undefined;
     }
-    const coldStart = !hotRestart || this.#newestRunning() === undefined;
-    // Without a known base id (epoch 0 died before choosing one) the numbering starts over at a dynamic id.
-    const epoch = hotRestart && this.#baseId !== undefined ? this.#latestEpoch + 1 : 0;
+    const serving = this.#newestRunning();
+    const coldStart = !hotRestart || serving === undefined;
+    // Epoch N hands over from epoch N−1 only, so a retry after a failed child reuses its number
+    // (istio#35740: advancing past a failed epoch leaves the child without a parent). Without a known
+    // base id (epoch 0 died before choosing one) the numbering starts over at a dynamic id.
+    const epoch =
+      !hotRestart || this.#baseId === undefined
+        ? 0
+        : serving
+          ? serving.process.epoch + 1
+          : this.#latestEpoch + 1;
     const launch: EpochLaunch = {
       epoch,
       baseId: hotRestart ? this.#baseId : undefined,

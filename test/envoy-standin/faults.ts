@@ -1,3 +1,5 @@
+import { writeFileSync } from 'node:fs';
+
 /**
  * Environment knobs that make the stand-in misbehave (or measure) on purpose, for tests and benchmarks.
  * Documented in README.md next to this file. Read once at start-up by main.ts; every other part receives
@@ -77,6 +79,21 @@ export function readFaults(environment: Environment, restartEpoch: number): Faul
       );
     }
     if (!list.map(Number).includes(restartEpoch)) return noFaults;
+  }
+  // ENVOY_STANDIN_FAULT_ONCE: a marker file; the first process that reads the knobs creates it and
+  // misbehaves, every later one (a retry of the same epoch) behaves.
+  const once = environment.ENVOY_STANDIN_FAULT_ONCE;
+  if (once !== undefined && once !== '') {
+    try {
+      writeFileSync(once, `${process.pid}\n`, { flag: 'wx' });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') return noFaults;
+      throw new FaultConfigurationError(
+        'ENVOY_STANDIN_FAULT_ONCE',
+        once,
+        `a file path that can be created (${(error as Error).message})`,
+      );
+    }
   }
   const crashAfter = environment.ENVOY_STANDIN_CRASH_AFTER_MS;
   const crashExitText = environment.ENVOY_STANDIN_CRASH_EXIT_CODE ?? '';

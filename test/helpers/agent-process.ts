@@ -54,6 +54,8 @@ export async function startAgent(
   };
   t.teardown(async () => {
     await stop();
+    // A failed test shows what the agent said, which is where the reason usually is.
+    if (!t.passed) t.log(`agent output:\n${output.split('\n').slice(-80).join('\n')}`);
   });
   const ports: AgentPorts = prepared.ports;
   return {
