@@ -27,6 +27,8 @@ export interface EnvoyAdminClientOptions {
   readonly port: number;
   /** Per-request timeout; Istio uses 1 s for the config check and 3 s for the state check. */
   readonly timeoutMilliseconds?: number;
+  /** Concurrent connections kept to the admin port (default 8); metrics scrapes may want more. */
+  readonly maxSockets?: number;
 }
 
 /**
@@ -37,12 +39,13 @@ export class EnvoyAdminClient {
   readonly host: string;
   readonly port: number;
   readonly #timeoutMilliseconds: number;
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  readonly #agent: Agent;
 
   constructor(options: EnvoyAdminClientOptions) {
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port;
     this.#timeoutMilliseconds = options.timeoutMilliseconds ?? 3_000;
+    this.#agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 8 });
   }
 
   get baseUrl(): string {
@@ -106,9 +109,13 @@ export class EnvoyAdminClient {
     await this.#post('/quitquitquit');
   }
 
-  /** Any admin request, for `pilot-agent request`. */
-  async send(method: string, path: string): Promise<{ readonly status: number; readonly body: string }> {
-    return this.#send(method, path);
+  /** Any admin request, for `pilot-agent request` (with an optional request body). */
+  async send(
+    method: string,
+    path: string,
+    options: { body?: string; timeoutMilliseconds?: number } = {},
+  ): Promise<{ readonly status: number; readonly body: string }> {
+    return this.#send(method, path, options.timeoutMilliseconds, options.body);
   }
 
   /** A streamed GET (for `/stats/prometheus`): the caller consumes and releases the response. */
@@ -147,6 +154,7 @@ export class EnvoyAdminClient {
     method: string,
     path: string,
     timeoutMilliseconds = this.#timeoutMilliseconds,
+    body?: string,
   ): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
       const outgoing = request(
@@ -174,7 +182,7 @@ export class EnvoyAdminClient {
           ),
         ),
       );
-      outgoing.end();
+      outgoing.end(body);
     });
   }
 }
