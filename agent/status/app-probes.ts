@@ -38,8 +38,8 @@ export interface AppProbersOptions {
   readonly probes: ReadonlyMap<string, AppProbe>;
   /** Where probes go unless a probe names its own host: the pod's IP, as the kubelet would probe it. */
   readonly podIp: string;
-  /** The status server's port: a `Host` header naming it is rewritten to the probed port. */
-  readonly statusPort: number;
+  /** The status server's port (once listening): a `Host` header naming it is rewritten to the probed port. */
+  readonly statusPort: () => number;
   /** The probe connections' source address; default 127.0.0.6 (::6 for IPv6), `false` for the system's choice. */
   readonly sourceAddress?: string | false;
   readonly logger: Logger;
@@ -175,7 +175,8 @@ export class AppProbers {
     const requestHost = headers.host;
     if (requestHost !== undefined) {
       const match = /^(.*):(\d+)$/.exec(requestHost);
-      if (match && Number(match[2]) === this.#options.statusPort) headers.host = `${match[1]}:${probe.port}`;
+      if (match && Number(match[2]) === this.#options.statusPort())
+        headers.host = `${match[1]}:${probe.port}`;
     }
     for (const header of probe.headers) {
       const name = header.name.toLowerCase();

@@ -78,21 +78,22 @@ export class MetricsScraper {
     this.#options.metrics.scrapes.inc();
     const timeoutMilliseconds = this.#timeoutOf(incoming.headers['x-prometheus-scrape-timeout-seconds']);
     // The sources get a little less than the scraper's own timeout, so that the answer arrives in time.
-    const sourceDeadline = AbortSignal.timeout(
-      timeoutMilliseconds - Math.min(500, Math.round(timeoutMilliseconds / 10)),
-    );
     const clientGone = new AbortController();
     response.once('close', () => {
       if (!response.writableFinished) clientGone.abort();
     });
-    const signal = AbortSignal.any([sourceDeadline, clientGone.signal]);
+    const deadline = new SourceDeadline(
+      timeoutMilliseconds - Math.min(500, Math.round(timeoutMilliseconds / 10)),
+      clientGone.signal,
+    );
     const forwarded = forwardedHeaders(incoming.headers);
     const query = incoming.url?.includes('?') ? incoming.url.slice(incoming.url.indexOf('?')) : '';
 
     const agentText = this.#options.registry.metrics();
-    const envoy = this.#options.envoy && this.#fetchEnvoy(this.#options.envoy, query, forwarded, signal);
+    const envoy =
+      this.#options.envoy && this.#fetchEnvoy(this.#options.envoy, query, forwarded, deadline.source());
     const applications = this.#options.applicationTargets.map((target) =>
-      this.#fetchApplication(target, forwarded, signal),
+      this.#fetchApplication(target, forwarded, deadline.source()),
     );
     // Nobody awaits these until their turn: keep an early failure from being reported as unhandled.
     for (const pending of [agentText, envoy, ...applications]) pending?.catch(() => {});
@@ -100,7 +101,7 @@ export class MetricsScraper {
 
     const failures: [ScrapeSourceType, string][] = [];
     const describeFailure = (error: unknown) =>
-      sourceDeadline.aborted
+      deadline.expired
         ? `timed out after ${timeoutMilliseconds / 1000} s`
         : error instanceof Error
           ? error.message
@@ -184,6 +185,7 @@ export class MetricsScraper {
     } catch {
       // The scraper went away while we were writing: nothing to answer any more.
     } finally {
+      deadline.dispose();
       // Bodies not read to their end (cut, failed, or never reached) release their connections.
       for (const pending of [envoy, ...applications]) {
         pending?.then(
@@ -266,17 +268,17 @@ export class MetricsScraper {
     envoy: EnvoyAdminClient,
     query: string,
     headers: Record<string, string>,
-    signal: AbortSignal,
+    handle: SourceHandle,
   ): Promise<SourceBody> {
     const description = `${envoy.baseUrl}/stats/prometheus`;
     // Envoy is asked for text whatever the scraper accepts: the merge converts it when needed.
     return envoy
       .stream(`/stats/prometheus${query}`, {
         headers: { ...headers, accept: 'text/plain; version=0.0.4' },
-        signal,
+        signal: handle.signal,
       })
       .then(
-        (response) => checkedBody(response, description),
+        (response) => checkedBody(handle.received(response), description),
         (error: unknown) => {
           throw new Error(`error scraping ${description}: ${errorMessage(error)}`);
         },
@@ -286,16 +288,23 @@ export class MetricsScraper {
   #fetchApplication(
     target: ApplicationScrapeTarget,
     headers: Record<string, string>,
-    signal: AbortSignal,
+    handle: SourceHandle,
   ): Promise<SourceBody> {
     const host = this.#applicationHost;
     const description = `http://${host.includes(':') ? `[${host}]` : host}:${target.port}${target.path}`;
     return new Promise((resolve, reject) => {
       const outgoing = request(
-        { host, port: target.port, path: target.path, headers, signal, agent: this.#applicationAgent },
+        {
+          host,
+          port: target.port,
+          path: target.path,
+          headers,
+          signal: handle.signal,
+          agent: this.#applicationAgent,
+        },
         (response) => {
           try {
-            resolve(checkedBody(response, description));
+            resolve(checkedBody(handle.received(response), description));
           } catch (error) {
             reject(error);
           }
@@ -306,6 +315,58 @@ export class MetricsScraper {
       );
       outgoing.end();
     });
+  }
+}
+
+interface SourceHandle {
+  readonly signal: AbortSignal;
+  /** Registers the source's response, so that the deadline can tell a complete body from a pending one. */
+  received(response: IncomingMessage): IncomingMessage;
+}
+
+/**
+ * The sources' deadline. Each source has its own abort: when the deadline passes, sources still waiting or
+ * still sending are aborted, but a body that already arrived in full (a small one waits in memory for its
+ * turn) is kept, so one slow source does not take the others down with it.
+ */
+class SourceDeadline {
+  readonly #sources: { controller: AbortController; response?: IncomingMessage }[] = [];
+  readonly #timer: NodeJS.Timeout;
+  #expired = false;
+
+  constructor(milliseconds: number, clientGone: AbortSignal) {
+    this.#timer = setTimeout(() => {
+      this.#expired = true;
+      for (const source of this.#sources) {
+        if (!source.response?.complete) source.controller.abort(new Error('scrape deadline'));
+      }
+    }, milliseconds);
+    clientGone.addEventListener('abort', () => {
+      for (const source of this.#sources) source.controller.abort(new Error('scraper went away'));
+    });
+  }
+
+  get expired(): boolean {
+    return this.#expired;
+  }
+
+  source(): SourceHandle {
+    const entry: { controller: AbortController; response?: IncomingMessage } = {
+      controller: new AbortController(),
+    };
+    this.#sources.push(entry);
+    if (this.#expired) entry.controller.abort(new Error('scrape deadline'));
+    return {
+      signal: entry.controller.signal,
+      received: (response) => {
+        entry.response = response;
+        return response;
+      },
+    };
+  }
+
+  dispose(): void {
+    clearTimeout(this.#timer);
   }
 }
 

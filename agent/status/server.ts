@@ -118,7 +118,7 @@ export class StatusServer extends EventEmitter<StatusServerEvents> {
     this.#probers = new AppProbers({
       probes: options.appProbers,
       podIp: options.podIp,
-      statusPort: options.port,
+      statusPort: () => this.#port ?? options.port,
       ...(options.probeSourceAddress !== undefined ? { sourceAddress: options.probeSourceAddress } : {}),
       logger: options.logging.scope('probes'),
     });
