@@ -1,4 +1,5 @@
 import { Agent, type IncomingMessage, request } from 'node:http';
+import { StreamedGet } from '../http/streamed-get.ts';
 
 /** Envoy's server states as `/ready` names them and `server.state` numbers them. */
 export type EnvoyServerState = 'LIVE' | 'DRAINING' | 'PRE_INITIALIZING' | 'INITIALIZING';
@@ -138,6 +139,23 @@ export class EnvoyAdminClient {
       );
       outgoing.on('error', reject);
       outgoing.end();
+    });
+  }
+
+  /**
+   * A GET whose body is read piece by piece into one reused buffer (see {@link StreamedGet}), for large
+   * bodies such as `/stats/prometheus` that must not be held in memory. On its own connection.
+   */
+  openStream(
+    path: string,
+    options: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<StreamedGet> {
+    return StreamedGet.open({
+      host: this.host,
+      port: this.port,
+      path,
+      ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
     });
   }
 

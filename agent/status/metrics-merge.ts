@@ -5,9 +5,16 @@ import {
   isMetricType,
   type MetricType,
   type OutputFamily,
+  type SampleRole,
 } from './exposition/families.ts';
 import type { ExpositionFormat } from './exposition/format.ts';
 import { parseHeaderLine, renderHelp } from './exposition/header-line.ts';
+import {
+  newSampleScan,
+  type SampleScan,
+  scanCanonicalSample,
+  scanNumber,
+} from './exposition/sample-bytes.ts';
 import { isFloat, labelValue, parseSampleLine, renderSample } from './exposition/sample-line.ts';
 import type { ScrapeSourceType } from './metrics.ts';
 
@@ -119,6 +126,15 @@ export class MergeSource {
   #searchChunk: Buffer | undefined;
   #nextHeader = -1;
   #nextBlank = -1;
+  // Lines passed through as they are accumulate into one slice of the chunk until something else is written.
+  #runChunk: Buffer | undefined;
+  #runStart = 0;
+  #runEnd = 0;
+  // The last sample name placed, to skip the family lookup while a family's lines follow one another.
+  #lastName: Buffer | undefined;
+  #lastRole: SampleRole | undefined;
+  #lastFamily: FamilyState | undefined;
+  readonly #scan: SampleScan = newSampleScan();
 
   constructor(
     merge: MetricsMerge,
@@ -186,6 +202,7 @@ export class MergeSource {
   }
 
   #flush(): OutputPiece[] {
+    this.#flushRun();
     if (this.#text !== '') {
       this.#pieces.push(this.#text);
       this.#text = '';
@@ -193,16 +210,44 @@ export class MergeSource {
     return this.#pieces;
   }
 
+  #flushRun(): void {
+    if (this.#runChunk === undefined) return;
+    if (this.#text !== '') {
+      this.#pieces.push(this.#text);
+      this.#text = '';
+    }
+    this.#pieces.push(this.#runChunk.subarray(this.#runStart, this.#runEnd));
+    this.#runChunk = undefined;
+  }
+
   #emitText(text: string): void {
+    this.#flushRun();
     this.#text += text;
   }
 
   #emitBytes(bytes: Buffer): void {
+    this.#flushRun();
     if (this.#text !== '') {
       this.#pieces.push(this.#text);
       this.#text = '';
     }
     this.#pieces.push(bytes);
+  }
+
+  /** Passes bytes `start` to `end` of the chunk through (extending the current run when adjacent). */
+  #passThrough(chunk: Buffer, start: number, end: number): void {
+    if (this.#runChunk === chunk && this.#runEnd === start) {
+      this.#runEnd = end;
+      return;
+    }
+    this.#flushRun();
+    if (this.#text !== '') {
+      this.#pieces.push(this.#text);
+      this.#text = '';
+    }
+    this.#runChunk = chunk;
+    this.#runStart = start;
+    this.#runEnd = end;
   }
 
   #appendCarry(chunk: Buffer, start: number, end: number): void {
@@ -233,15 +278,77 @@ export class MergeSource {
 
   #scanValidated(chunk: Buffer, from: number): void {
     let position = from;
+    // One UTF-8 check for all complete lines of the chunk; line by line only when it fails.
+    const lastNewline = chunk.lastIndexOf(newline);
+    const utf8 = lastNewline >= position && isUtf8(chunk.subarray(position, lastNewline));
     while (position < chunk.length && !this.#finished) {
       const end = chunk.indexOf(newline, position);
       if (end === -1) {
         this.#appendCarry(chunk, position, chunk.length);
         return;
       }
-      this.#line(chunk, position, end);
+      const first = chunk[position] as number;
+      if (
+        !(
+          utf8 &&
+          first !== hash &&
+          end - position <= this.#maximumLineBytes &&
+          this.#fastSample(chunk, position, end)
+        )
+      ) {
+        this.#line(chunk, position, end);
+      }
       position = end + 1;
     }
+  }
+
+  /**
+   * A validated sample line that is already in its output form: checked over its bytes and passed through
+   * without being decoded or rewritten. False when the line needs the slow path (to be rewritten, or to be
+   * reported as malformed).
+   */
+  #fastSample(chunk: Buffer, start: number, end: number): boolean {
+    const scan = this.#scan;
+    if (!scanCanonicalSample(chunk, start, end, this.#input, scan)) return false;
+    if (scan.hasTimestamp && this.#input !== this.#output) return false;
+    let role: SampleRole | undefined;
+    const last = this.#lastName;
+    if (
+      last !== undefined &&
+      this.#family === this.#lastFamily &&
+      sameName(last, chunk, start, scan.nameEnd)
+    ) {
+      role = this.#lastRole;
+    } else {
+      const name = chunk.toString('latin1', start, scan.nameEnd);
+      role = this.#placeSample(name);
+      this.#lastName = Buffer.from(name, 'latin1');
+      this.#lastRole = role;
+      this.#lastFamily = this.#family;
+    }
+    if (
+      role === 'bucket' &&
+      (scan.leStart === -1 || scanNumber(chunk, scan.leStart, scan.leEnd) !== scan.leEnd)
+    ) {
+      return false;
+    }
+    if (
+      role === 'quantile' &&
+      (scan.quantileStart === -1 ||
+        scanNumber(chunk, scan.quantileStart, scan.quantileEnd) !== scan.quantileEnd)
+    ) {
+      return false;
+    }
+    if (
+      this.#output === 'openmetrics' &&
+      chunk[scan.valueStart] === 45 &&
+      this.#family?.output?.headerType === 'counter'
+    ) {
+      return false;
+    }
+    this.#lineNumber++;
+    if (role !== undefined && role !== 'drop') this.#passThrough(chunk, start, end + 1);
+    return true;
   }
 
   /**
@@ -416,16 +523,9 @@ export class MergeSource {
       this.#malformed(sample);
       return;
     }
-    let family = this.#family;
-    let role = family === undefined ? undefined : this.#roleIn(family, sample.name);
-    if (family === undefined || role === undefined) {
-      // A sample outside the current family starts a family of its own, without metadata.
-      family = { name: sample.name, dropped: false };
-      this.#family = family;
-      role = this.#roleIn(family, sample.name);
-    }
-    const output = family.output ?? this.#declare(family);
-    if (family.dropped || role === 'drop') return;
+    const role = this.#placeSample(sample.name);
+    const output = this.#family?.output;
+    if (role === undefined || role === 'drop' || output === undefined) return;
     if (role === 'bucket' && !isFloat(labelValue(sample, 'le') ?? '')) {
       this.#malformed(`${sample.name} without a numeric "le" label`);
       return;
@@ -447,6 +547,22 @@ export class MergeSource {
     } else this.#emitText(renderSample(sample, this.#input, this.#output));
   }
 
+  /**
+   * Finds the family of a sample name, or starts one (a sample outside the current family starts a family
+   * of its own, without metadata), and settles it. Undefined when the family is left out.
+   */
+  #placeSample(name: string): SampleRole | undefined {
+    let family = this.#family;
+    let role = family === undefined ? undefined : this.#roleIn(family, name);
+    if (family === undefined || role === undefined) {
+      family = { name, dropped: false };
+      this.#family = family;
+      role = this.#roleIn(family, name);
+    }
+    if (family.output === undefined) this.#declare(family);
+    return family.dropped ? undefined : role;
+  }
+
   /** What a sample name does in a family (its shape is settled from its metadata if not yet). */
   #roleIn(family: FamilyState, sampleName: string) {
     const output =
@@ -461,4 +577,10 @@ export class MergeSource {
       this.report.malformedExamples.push(`line ${this.#lineNumber}: ${reason}`);
     }
   }
+}
+
+function sameName(name: Buffer, chunk: Buffer, start: number, end: number): boolean {
+  if (name.length !== end - start) return false;
+  for (let index = 0; index < name.length; index++) if (name[index] !== chunk[start + index]) return false;
+  return true;
 }

@@ -1,18 +1,17 @@
-import { once } from 'node:events';
-import {
-  Agent,
-  type IncomingHttpHeaders,
-  type IncomingMessage,
-  request,
-  type ServerResponse,
-} from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { ApplicationScrapeTarget } from '../config/prometheus-scrape.ts';
+import { StreamedGet } from '../http/streamed-get.ts';
 import type { Logger } from '../log.ts';
 import type { EnvoyAdminClient } from '../proxy/admin-client.ts';
-import { formatOfContentType, negotiateOutputFormat } from './exposition/format.ts';
+import {
+  formatDependsOnApplications,
+  formatOfContentType,
+  negotiateOutputFormat,
+} from './exposition/format.ts';
 import type { ScrapeSourceType, StatusMetrics } from './metrics.ts';
-import { type MergeSource, MetricsMerge, type OutputPiece, type SourceReport } from './metrics-merge.ts';
+import { type MergeSource, MetricsMerge, type SourceReport } from './metrics-merge.ts';
+import { ResponseWriter } from './response-writer.ts';
 
 /** Istio caps each application target's body at 10 MiB. */
 export const applicationBodyLimitBytes = 10 * 1024 * 1024;
@@ -47,20 +46,21 @@ export interface MetricsScrapeOptions {
 }
 
 interface SourceBody {
-  readonly response: IncomingMessage;
+  readonly get: StreamedGet;
   readonly description: string;
 }
 
 /**
  * `/stats/prometheus` and `/metrics`: one exposition merging the agent's registry, Envoy's metrics and the
- * application's, streamed from the sources to the scraper with bounded memory. A source that fails, is too
- * slow or too large is skipped (what it already contributed stays, cut at a line boundary) and counted in
- * `istio_agent_scrape_failures_total{type}`; the response itself never fails.
+ * application's, streamed from the sources to the scraper with bounded memory: each source is read into
+ * one reused buffer, processed as it arrives and copied into a few reused output buffers, reading paused
+ * whenever the scraper is slower. A source that fails, is too slow or too large is skipped (what it already
+ * contributed stays, cut at a line boundary) and counted in `istio_agent_scrape_failures_total{type}`; the
+ * response itself never fails.
  */
 export class MetricsScraper {
   readonly #options: MetricsScrapeOptions;
   readonly #applicationHost: string;
-  readonly #applicationAgent = new Agent({ keepAlive: true });
   readonly #lastProblemLog = new Map<string, number>();
   readonly #now: () => number;
 
@@ -70,18 +70,16 @@ export class MetricsScraper {
     this.#now = options.now ?? Date.now;
   }
 
-  close(): void {
-    this.#applicationAgent.destroy();
-  }
+  close(): void {}
 
   async serve(incoming: IncomingMessage, response: ServerResponse): Promise<void> {
     this.#options.metrics.scrapes.inc();
     const timeoutMilliseconds = this.#timeoutOf(incoming.headers['x-prometheus-scrape-timeout-seconds']);
-    // The sources get a little less than the scraper's own timeout, so that the answer arrives in time.
     const clientGone = new AbortController();
     response.once('close', () => {
       if (!response.writableFinished) clientGone.abort();
     });
+    // The sources get a little less than the scraper's own timeout, so that the answer arrives in time.
     const deadline = new SourceDeadline(
       timeoutMilliseconds - Math.min(500, Math.round(timeoutMilliseconds / 10)),
       clientGone.signal,
@@ -97,7 +95,11 @@ export class MetricsScraper {
     );
     // Nobody awaits these until their turn: keep an early failure from being reported as unhandled.
     for (const pending of [agentText, envoy, ...applications]) pending?.catch(() => {});
-    const answered = await Promise.allSettled(applications);
+    // The applications' answers are awaited first only when their format decides the response's.
+    const answered =
+      applications.length > 0 && formatDependsOnApplications(incoming.headers.accept)
+        ? await Promise.allSettled(applications)
+        : [];
 
     const failures: [ScrapeSourceType, string][] = [];
     const describeFailure = (error: unknown) =>
@@ -110,12 +112,12 @@ export class MetricsScraper {
       incoming.headers.accept,
       answered.flatMap((settled) =>
         settled.status === 'fulfilled'
-          ? [formatOfContentType(settled.value.response.headers['content-type'])]
+          ? [formatOfContentType(settled.value.get.headers['content-type'])]
           : [],
       ),
     );
     const merge = new MetricsMerge(negotiated.format);
-    const write = (pieces: readonly OutputPiece[]) => writePieces(response, pieces, clientGone.signal);
+    const writer = new ResponseWriter(response);
 
     try {
       response.writeHead(200, { 'Content-Type': negotiated.contentType });
@@ -127,8 +129,9 @@ export class MetricsScraper {
           format: formatOfContentType(this.#options.registry.contentType).format,
           trusted: false,
         });
-        await write(source.push(Buffer.from(text)));
-        await write(source.end());
+        writer.write(source.push(Buffer.from(text)));
+        writer.write(source.end());
+        await writer.drained();
       } catch (error) {
         if (clientGone.signal.aborted) return;
         failures.push(['agent', `failed scraping and writing agent metrics: ${describeFailure(error)}`]);
@@ -137,14 +140,14 @@ export class MetricsScraper {
       if (envoy) {
         try {
           const body = await envoy;
-          const format = formatOfContentType(body.response.headers['content-type']).format;
+          const format = formatOfContentType(body.get.headers['content-type']).format;
           const source = merge.source({
             type: 'envoy',
             name: 'envoy',
             format,
             trusted: format === 'text' && !this.#options.validateEnvoyLines,
           });
-          await this.#pump(source, body, write);
+          await this.#pump(source, body, writer);
         } catch (error) {
           if (clientGone.signal.aborted) return;
           failures.push(['envoy', `failed scraping envoy metrics: ${describeFailure(error)}`]);
@@ -153,23 +156,22 @@ export class MetricsScraper {
 
       // Applications last, as Istio orders them.
       const limit = this.#options.applicationBodyLimitBytes ?? applicationBodyLimitBytes;
-      for (const settled of answered) {
-        if (settled.status === 'rejected') {
-          failures.push([
-            'application',
-            `failed scraping application metrics: ${describeFailure(settled.reason)}`,
-          ]);
+      for (const application of applications) {
+        let body: SourceBody;
+        try {
+          body = await application;
+        } catch (error) {
+          failures.push(['application', `failed scraping application metrics: ${describeFailure(error)}`]);
           continue;
         }
-        const body = settled.value;
         try {
           const source = merge.source({
             type: 'application',
             name: body.description,
-            format: formatOfContentType(body.response.headers['content-type']).format,
+            format: formatOfContentType(body.get.headers['content-type']).format,
             trusted: false,
           });
-          if ((await this.#pump(source, body, write, limit)) === 'limit') {
+          if ((await this.#pump(source, body, writer, limit)) === 'limit') {
             failures.push([
               'application',
               `failed scraping application metrics: ${body.description} is larger than ${limit} bytes; kept the lines before the limit`,
@@ -180,7 +182,8 @@ export class MetricsScraper {
           failures.push(['application', `failed scraping application metrics: ${describeFailure(error)}`]);
         }
       }
-      await write([merge.closing()]);
+      writer.write([merge.closing()]);
+      await writer.drained();
       response.end();
     } catch {
       // The scraper went away while we were writing: nothing to answer any more.
@@ -189,7 +192,7 @@ export class MetricsScraper {
       // Bodies not read to their end (cut, failed, or never reached) release their connections.
       for (const pending of [envoy, ...applications]) {
         pending?.then(
-          (body) => body.response.complete || body.response.destroy(),
+          (body) => body.get.close(),
           () => {},
         );
       }
@@ -236,32 +239,46 @@ export class MetricsScraper {
     this.#options.logger.warn(message);
   }
 
-  /** Streams one source's body through the merge. 'limit' when the body was cut at `limit` bytes. */
+  /**
+   * Streams one source's body through the merge into the response, pausing the source while the scraper
+   * catches up. 'limit' when the body was cut at `limit` bytes.
+   */
   async #pump(
     source: MergeSource,
     body: SourceBody,
-    write: (pieces: readonly OutputPiece[]) => Promise<void>,
+    writer: ResponseWriter,
     limit = Number.POSITIVE_INFINITY,
   ): Promise<'complete' | 'limit'> {
     let received = 0;
+    let outcome: 'complete' | 'limit' = 'complete';
     try {
-      for await (const chunk of body.response as AsyncIterable<Buffer>) {
-        const over = received + chunk.length > limit;
-        const piece = over ? chunk.subarray(0, limit - received) : chunk;
+      await body.get.read((bytes) => {
+        const over = received + bytes.length > limit;
+        const piece = over ? bytes.subarray(0, limit - received) : bytes;
         received += piece.length;
-        await write(source.push(piece));
-        if (over) {
-          source.abandon();
-          return 'limit';
+        const flowing = writer.write(source.push(piece));
+        if (over || source.finished) {
+          if (over) {
+            outcome = 'limit';
+            source.abandon();
+          }
+          body.get.close();
+          return false;
         }
-        if (source.finished) return 'complete';
-      }
-      await write(source.end());
-      return 'complete';
+        if (flowing) return true;
+        writer.drained().then(
+          () => body.get.resume(),
+          () => body.get.close(),
+        );
+        return false;
+      });
     } catch (error) {
       source.abandon();
       throw error;
     }
+    if (outcome === 'complete') writer.write(source.end());
+    await writer.drained();
+    return outcome;
   }
 
   #fetchEnvoy(
@@ -273,12 +290,12 @@ export class MetricsScraper {
     const description = `${envoy.baseUrl}/stats/prometheus`;
     // Envoy is asked for text whatever the scraper accepts: the merge converts it when needed.
     return envoy
-      .stream(`/stats/prometheus${query}`, {
+      .openStream(`/stats/prometheus${query}`, {
         headers: { ...headers, accept: 'text/plain; version=0.0.4' },
         signal: handle.signal,
       })
       .then(
-        (response) => checkedBody(handle.received(response), description),
+        (get) => checkedBody(handle.received(get), description),
         (error: unknown) => {
           throw new Error(`error scraping ${description}: ${errorMessage(error)}`);
         },
@@ -292,36 +309,25 @@ export class MetricsScraper {
   ): Promise<SourceBody> {
     const host = this.#applicationHost;
     const description = `http://${host.includes(':') ? `[${host}]` : host}:${target.port}${target.path}`;
-    return new Promise((resolve, reject) => {
-      const outgoing = request(
-        {
-          host,
-          port: target.port,
-          path: target.path,
-          headers,
-          signal: handle.signal,
-          agent: this.#applicationAgent,
-        },
-        (response) => {
-          try {
-            resolve(checkedBody(handle.received(response), description));
-          } catch (error) {
-            reject(error);
-          }
-        },
-      );
-      outgoing.on('error', (error) =>
-        reject(new Error(`error scraping ${description}: ${errorMessage(error)}`)),
-      );
-      outgoing.end();
-    });
+    return StreamedGet.open({
+      host,
+      port: target.port,
+      path: target.path,
+      headers,
+      signal: handle.signal,
+    }).then(
+      (get) => checkedBody(handle.received(get), description),
+      (error: unknown) => {
+        throw new Error(`error scraping ${description}: ${errorMessage(error)}`);
+      },
+    );
   }
 }
 
 interface SourceHandle {
   readonly signal: AbortSignal;
   /** Registers the source's response, so that the deadline can tell a complete body from a pending one. */
-  received(response: IncomingMessage): IncomingMessage;
+  received(get: StreamedGet): StreamedGet;
 }
 
 /**
@@ -330,7 +336,7 @@ interface SourceHandle {
  * turn) is kept, so one slow source does not take the others down with it.
  */
 class SourceDeadline {
-  readonly #sources: { controller: AbortController; response?: IncomingMessage }[] = [];
+  readonly #sources: { controller: AbortController; get?: StreamedGet }[] = [];
   readonly #timer: NodeJS.Timeout;
   #expired = false;
 
@@ -338,7 +344,7 @@ class SourceDeadline {
     this.#timer = setTimeout(() => {
       this.#expired = true;
       for (const source of this.#sources) {
-        if (!source.response?.complete) source.controller.abort(new Error('scrape deadline'));
+        if (!source.get?.complete) source.controller.abort(new Error('scrape deadline'));
       }
     }, milliseconds);
     clientGone.addEventListener('abort', () => {
@@ -351,16 +357,14 @@ class SourceDeadline {
   }
 
   source(): SourceHandle {
-    const entry: { controller: AbortController; response?: IncomingMessage } = {
-      controller: new AbortController(),
-    };
+    const entry: { controller: AbortController; get?: StreamedGet } = { controller: new AbortController() };
     this.#sources.push(entry);
     if (this.#expired) entry.controller.abort(new Error('scrape deadline'));
     return {
       signal: entry.controller.signal,
-      received: (response) => {
-        entry.response = response;
-        return response;
+      received: (get) => {
+        entry.get = get;
+        return get;
       },
     };
   }
@@ -370,14 +374,12 @@ class SourceDeadline {
   }
 }
 
-function checkedBody(response: IncomingMessage, description: string): SourceBody {
-  // Until its turn comes the body is not read; an error meanwhile must not go unhandled.
-  response.on('error', () => {});
-  if (response.statusCode !== 200) {
-    response.resume();
-    throw new Error(`error scraping ${description}, status code: ${response.statusCode}`);
+function checkedBody(get: StreamedGet, description: string): SourceBody {
+  if (get.status !== 200) {
+    get.close();
+    throw new Error(`error scraping ${description}, status code: ${get.status}`);
   }
-  return { response, description };
+  return { get, description };
 }
 
 /** Headers a scraper sends that the sources should see, as Istio forwards them. */
@@ -388,17 +390,6 @@ function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, string> 
     if (typeof value === 'string' && value !== '') forwarded[name] = value;
   }
   return forwarded;
-}
-
-async function writePieces(
-  response: ServerResponse,
-  pieces: readonly OutputPiece[],
-  signal: AbortSignal,
-): Promise<void> {
-  for (const piece of pieces) {
-    if (piece.length === 0) continue;
-    if (!response.write(piece)) await once(response, 'drain', { signal });
-  }
 }
 
 function errorMessage(error: unknown): string {

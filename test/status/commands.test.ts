@@ -43,6 +43,9 @@ test('pilot-agent wait gives up after --timeoutSeconds with exit 255 and the las
       '100',
       '--timeoutSeconds',
       '1',
+      // Generous per attempt, so that a loaded machine still sees the 503 rather than a timeout.
+      '--requestTimeoutMillis',
+      '3000',
     ],
     { cwd: repositoryRoot },
   );

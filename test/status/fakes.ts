@@ -57,7 +57,11 @@ const envoyBuckets = [
  * line; `clusters` scales it (1,000 clusters ≈ 100k series ≈ 10 MB).
  */
 export function envoyPrometheusText(clusters: number): string {
-  const parts: string[] = [];
+  return [...envoyPrometheusFamilies(clusters)].join('');
+}
+
+/** The same exposition, one family at a time (as Envoy writes a large stats response in chunks). */
+export function* envoyPrometheusFamilies(clusters: number): Generator<string> {
   const cluster = (index: number) => `outbound|9080||reviews-${index}.bookinfo.svc.cluster.local`;
   const counters = [
     'envoy_cluster_upstream_cx_total',
@@ -89,20 +93,22 @@ export function envoyPrometheusText(clusters: number): string {
     'envoy_cluster_upstream_cx_length_ms',
   ];
   for (const name of counters) {
-    parts.push(`# TYPE ${name} counter\n`);
-    for (let index = 0; index < clusters; index++)
+    const parts = [`# TYPE ${name} counter\n`];
+    for (let index = 0; index < clusters; index++) {
       parts.push(`${name}{cluster_name="${cluster(index)}"} ${index * 7}\n`);
-    parts.push('\n');
+    }
+    yield `${parts.join('')}\n`;
   }
   for (const name of gauges) {
-    parts.push(`# TYPE ${name} gauge\n`);
-    for (let index = 0; index < clusters; index++)
+    const parts = [`# TYPE ${name} gauge\n`];
+    for (let index = 0; index < clusters; index++) {
       parts.push(`${name}{cluster_name="${cluster(index)}"} ${index % 5}\n`);
-    parts.push('\n');
+    }
+    yield `${parts.join('')}\n`;
   }
-  parts.push('# TYPE envoy_server_live gauge\nenvoy_server_live{} 1\n\n');
+  yield '# TYPE envoy_server_live gauge\nenvoy_server_live{} 1\n\n';
   for (const name of histograms) {
-    parts.push(`# TYPE ${name} histogram\n`);
+    const parts = [`# TYPE ${name} histogram\n`];
     for (let index = 0; index < clusters; index++) {
       const labels = `cluster_name="${cluster(index)}"`;
       let count = 0;
@@ -112,16 +118,15 @@ export function envoyPrometheusText(clusters: number): string {
       }
       parts.push(`${name}_sum{${labels}} ${count * 12.5}\n`, `${name}_count{${labels}} ${count}\n`);
     }
-    parts.push('\n');
+    yield `${parts.join('')}\n`;
   }
-  return parts.join('');
 }
 
 export interface FakeEnvoyOptions {
   /** Values `GET /stats?usedonly&filter=<regex>` reports (filtered by the regex, as Envoy does). */
   stats: Record<string, number>;
-  /** The body of `/stats/prometheus`. */
-  prometheus: string | (() => string | Buffer);
+  /** The body of `/stats/prometheus`: whole, or written piece by piece as it is produced. */
+  prometheus: string | (() => string | Buffer | Iterable<string>);
 }
 
 export interface FakeEnvoy extends StartedServer {
@@ -138,7 +143,9 @@ export async function startFakeEnvoy(options: FakeEnvoyOptions): Promise<FakeEnv
     requests.push(`${request.method} ${request.url}`);
     if (url.pathname === '/stats/prometheus') {
       const body = typeof options.prometheus === 'function' ? options.prometheus() : options.prometheus;
-      response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(body);
+      response.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      if (typeof body === 'string' || Buffer.isBuffer(body)) response.end(body);
+      else void writeStreamed(response, body);
       return;
     }
     if (url.pathname === '/stats') {
@@ -159,6 +166,14 @@ export async function startFakeEnvoy(options: FakeEnvoyOptions): Promise<FakeEnv
     response.writeHead(404).end('invalid path\n');
   });
   return { ...started, options, requests };
+}
+
+async function writeStreamed(response: ServerResponse, pieces: Iterable<string>): Promise<void> {
+  for (const piece of pieces) {
+    if (response.destroyed) return;
+    if (!response.write(piece)) await once(response, 'drain');
+  }
+  response.end();
 }
 
 /** The stats of an Envoy that got its config and is LIVE with its workers started. */

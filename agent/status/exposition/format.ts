@@ -98,6 +98,20 @@ export function parseAccept(accept: string | undefined): AcceptPreferences {
 }
 
 /**
+ * Whether the response's format depends on the applications' answers: only when the scraper accepts both
+ * formats and does not prefer text. Otherwise the format is known at once and Envoy can be streamed without
+ * waiting for the applications.
+ */
+export function formatDependsOnApplications(accept: string | undefined): boolean {
+  const preferences = parseAccept(accept);
+  return (
+    preferences.openMetricsQuality > 0 &&
+    preferences.textQuality > 0 &&
+    preferences.openMetricsQuality >= preferences.textQuality
+  );
+}
+
+/**
  * Chooses the merged response's format. A scraper that accepts only one format gets it. When it accepts
  * both, Istio's rule applies: OpenMetrics when an application answered in OpenMetrics (so its exemplars,
  * units and `_created` survive), text otherwise (so Envoy's and the agent's series keep their names and
