@@ -70,8 +70,6 @@ export class MetricsScraper {
     this.#now = options.now ?? Date.now;
   }
 
-  close(): void {}
-
   async serve(incoming: IncomingMessage, response: ServerResponse): Promise<void> {
     this.#options.metrics.scrapes.inc();
     const timeoutMilliseconds = this.#timeoutOf(incoming.headers['x-prometheus-scrape-timeout-seconds']);

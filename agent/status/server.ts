@@ -156,7 +156,6 @@ export class StatusServer extends EventEmitter<StatusServerEvents> {
   }
 
   async stop(): Promise<void> {
-    this.#scraper.close();
     if (!this.#server.listening) return;
     await new Promise<void>((resolve) => {
       this.#server.close(() => resolve());
