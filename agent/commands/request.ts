@@ -1,7 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { ConfigError } from '../config/errors.ts';
 import { ExitCode } from '../exit-codes.ts';
-import { EnvoyAdminClient } from '../proxy/admin-client.ts';
 import type { CommandContext } from './context.ts';
 
 /** The ports `pilot-agent request` may talk to, as Istio allows them: Envoy's admin API and the agent's own. */
@@ -34,6 +33,8 @@ export function requestCommand(context: CommandContext, setExitCode: (code: numb
           `debug port ${argv['debug-port']} is not in allowed list [${allowedRequestPorts.join(' ')}]`,
         );
       }
+      // Loaded here, so that the other commands do not pay for it at start-up.
+      const { EnvoyAdminClient } = await import('../proxy/admin-client.ts');
       const client = new EnvoyAdminClient({ host: 'localhost', port, timeoutMilliseconds: 60_000 });
       try {
         const { status, body } = await client.send(
