@@ -1,4 +1,5 @@
 import { Agent, type IncomingMessage, request } from 'node:http';
+import { StreamedGet } from '../http/streamed-get.ts';
 
 /** Envoy's server states as `/ready` names them and `server.state` numbers them. */
 export type EnvoyServerState = 'LIVE' | 'DRAINING' | 'PRE_INITIALIZING' | 'INITIALIZING';
@@ -27,6 +28,8 @@ export interface EnvoyAdminClientOptions {
   readonly port: number;
   /** Per-request timeout; Istio uses 1 s for the config check and 3 s for the state check. */
   readonly timeoutMilliseconds?: number;
+  /** Concurrent connections kept to the admin port (default 8); metrics scrapes may want more. */
+  readonly maxSockets?: number;
 }
 
 /**
@@ -37,12 +40,13 @@ export class EnvoyAdminClient {
   readonly host: string;
   readonly port: number;
   readonly #timeoutMilliseconds: number;
-  readonly #agent = new Agent({ keepAlive: true, maxSockets: 8 });
+  readonly #agent: Agent;
 
   constructor(options: EnvoyAdminClientOptions) {
     this.host = options.host ?? '127.0.0.1';
     this.port = options.port;
     this.#timeoutMilliseconds = options.timeoutMilliseconds ?? 3_000;
+    this.#agent = new Agent({ keepAlive: true, maxSockets: options.maxSockets ?? 8 });
   }
 
   get baseUrl(): string {
@@ -106,9 +110,13 @@ export class EnvoyAdminClient {
     await this.#post('/quitquitquit');
   }
 
-  /** Any admin request, for `pilot-agent request`. */
-  async send(method: string, path: string): Promise<{ readonly status: number; readonly body: string }> {
-    return this.#send(method, path);
+  /** Any admin request, for `pilot-agent request` (with an optional request body). */
+  async send(
+    method: string,
+    path: string,
+    options: { body?: string; timeoutMilliseconds?: number } = {},
+  ): Promise<{ readonly status: number; readonly body: string }> {
+    return this.#send(method, path, options.timeoutMilliseconds, options.body);
   }
 
   /** A streamed GET (for `/stats/prometheus`): the caller consumes and releases the response. */
@@ -134,6 +142,23 @@ export class EnvoyAdminClient {
     });
   }
 
+  /**
+   * A GET whose body is read piece by piece into one reused buffer (see {@link StreamedGet}), for large
+   * bodies such as `/stats/prometheus` that must not be held in memory. On its own connection.
+   */
+  openStream(
+    path: string,
+    options: { headers?: Record<string, string>; signal?: AbortSignal } = {},
+  ): Promise<StreamedGet> {
+    return StreamedGet.open({
+      host: this.host,
+      port: this.port,
+      path,
+      ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
   close(): void {
     this.#agent.destroy();
   }
@@ -147,6 +172,7 @@ export class EnvoyAdminClient {
     method: string,
     path: string,
     timeoutMilliseconds = this.#timeoutMilliseconds,
+    body?: string,
   ): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
       const outgoing = request(
@@ -174,7 +200,7 @@ export class EnvoyAdminClient {
           ),
         ),
       );
-      outgoing.end();
+      outgoing.end(body);
     });
   }
 }
