@@ -12,6 +12,7 @@ import { ProxyReloader } from './proxy/reload.ts';
 import { ProxySupervisor } from './proxy/supervisor.ts';
 import { drainForTermination } from './proxy/termination.ts';
 import type { ShutdownSignals } from './shutdown-signals.ts';
+import { StatusServer, statusServerOptionsFromConfig } from './status/server.ts';
 import { InputWatcher } from './watch/input-watcher.ts';
 
 export interface AgentRuntime {
@@ -27,7 +28,7 @@ type Outcome =
 
 /**
  * The composition root: builds the agent's parts from one configuration, wires their events and owns the
- * lifecycle (start: identity → bootstrap → Envoy → watchers; stop in reverse). Resolves with the exit code.
+ * lifecycle (start: identity → status server → Envoy → watchers; stop in reverse). Resolves with the exit code.
  */
 export async function runAgent(
   config: AgentConfig,
@@ -39,7 +40,8 @@ export async function runAgent(
     `starting pilot-agent ${config.nodeType} for ${config.pod.name}.${config.pod.namespace} (identity ${config.security.spiffeId})`,
   );
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  // Process metrics under the agent's prefix, as Istio's agent exports its runtime's.
+  collectDefaultMetrics({ register: registry, prefix: 'istio_agent_' });
   const stopping: (() => Promise<void>)[] = [];
   const stopAll = async () => {
     for (const stop of stopping.reverse())
@@ -52,25 +54,42 @@ export async function runAgent(
 
   try {
     // Identity first: the SDS socket must be there when Envoy asks for its certificates.
+    let identity: WorkloadIdentity | undefined;
     if (config.security.pilotCertProvider === 'none') {
       log.info('PILOT_CERT_PROVIDER=none: no workload certificate is requested and no SDS server runs');
     } else {
-      const identity = new WorkloadIdentity({ config, logging, registry });
+      identity = new WorkloadIdentity({ config, logging, registry });
       identity.on('first-certificate', (certificate) =>
         log.info(
           `first certificate held for ${certificate.spiffeIds.join(', ')} (serial ${certificate.serialNumber}, expires ${certificate.notAfter.toISOString()}, from ${certificate.source === 'ca' ? 'istiod' : 'files'})`,
         ),
       );
-      stopping.push(() => identity.stop());
-      await identity.start();
+      const started = identity;
+      stopping.push(() => started.stop());
+      await started.start();
     }
 
     const initial = buildDesiredProxy(config);
     for (const warning of initial.warnings) log.warn(warning);
-    const admin = new EnvoyAdminClient({
-      host: proxyAddresses(config).loopback,
-      port: config.ports.proxyAdmin,
+    const loopback = proxyAddresses(config).loopback;
+    const admin = new EnvoyAdminClient({ host: loopback, port: config.ports.proxyAdmin });
+
+    // The status port next: Envoy's 15021 listener routes the kubelet's probes to it.
+    const statusServer = new StatusServer({
+      ...statusServerOptionsFromConfig(config),
+      admin,
+      envoyMetrics: new EnvoyAdminClient({ host: loopback, port: config.ports.envoyPrometheus }),
+      registry,
+      readinessConditions: [
+        () => (identity && !identity.ready ? 'workload certificate not yet received from the CA' : undefined),
+      ],
+      onQuit: () => finish({ kind: 'quit' }),
+      onDrain: () => admin.drainListeners({ inboundOnly: true, graceful: true, skipExit: true }),
+      logging,
     });
+    statusServer.on('error', (error) => log.error(`status server failed: ${error.message}`));
+    stopping.push(() => statusServer.stop());
+    await statusServer.start();
     const supervisor = new ProxySupervisor({
       binaryPath: config.proxyConfig.binaryPath,
       workingDirectory: config.paths.workingDirectory,
@@ -88,6 +107,8 @@ export async function runAgent(
       writeBootstrap: (content) => writeBootstrapFile(config.paths.bootstrapFile, content),
     });
     supervisor.on('gave-up', ({ reason }) => finish({ kind: 'gave-up', reason }));
+    // A cold start is a new Envoy: its readiness must be proven again.
+    supervisor.on('epoch-started', ({ cold }) => cold && statusServer.readiness.reset());
     stopping.push(async () => {
       await supervisor.stop();
       admin.close();
@@ -119,6 +140,7 @@ export async function runAgent(
     stopping.push(async () => void process.off('SIGHUP', onHangUp));
 
     const outcome = await finished;
+    statusServer.readiness.terminate();
     switch (outcome.kind) {
       case 'signal':
         log.info(`received ${outcome.signal}, draining Envoy before exiting`);
@@ -132,6 +154,7 @@ export async function runAgent(
         log.info('pilot-agent stopped');
         return ExitCode.ok;
       case 'quit':
+        log.info('/quitquitquit: stopping Envoy and the agent without draining');
         await stopAll();
         return ExitCode.ok;
       case 'gave-up':

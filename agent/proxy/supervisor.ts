@@ -53,7 +53,8 @@ export interface ProxySupervisorOptions {
 }
 
 export interface ProxySupervisorEvents {
-  'epoch-started': [{ epoch: number; pid: number }];
+  /** `cold`: no other epoch runs (a first start, or a restart after the serving epoch died). */
+  'epoch-started': [{ epoch: number; pid: number; cold: boolean }];
   'epoch-live': [{ epoch: number }];
   'epoch-exited': [{ epoch: number; exit: EnvoyExit; expected: boolean }];
   'restart-failed': [{ epoch: number; reason: string }];
@@ -263,7 +264,7 @@ export class ProxySupervisor extends EventEmitter<ProxySupervisorEvents> {
     const state: Epoch = { process, desired, live: false };
     this.#epochs.set(epoch, state);
     this.#options.logger.info(`Envoy epoch ${epoch} running as pid ${process.pid}`);
-    this.emit('epoch-started', { epoch, pid: process.pid });
+    this.emit('epoch-started', { epoch, pid: process.pid, cold: coldStart });
     void process.exited.then((exit) => this.#onExit(state, exit));
     if (hotRestart && this.#baseId === undefined) this.#baseIdRead = this.#readBaseId(process);
     // Waiting for LIVE happens beside the queue: callers (and a SIGTERM) are not held up by a slow start;
