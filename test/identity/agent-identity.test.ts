@@ -46,7 +46,9 @@ for (const algorithm of ['RSA', 'ECDSA'] as const) {
     const istiod = await startIstiod(t, root);
     const environment = {
       CA_ADDR: istiod.address,
-      SECRET_TTL: '4s',
+      // Rotation about 3 s after issue (expiry − 0.95 × 60 s), while each certificate stays valid for a minute.
+      SECRET_TTL: '60s',
+      SECRET_GRACE_PERIOD_RATIO: '0.95',
       OUTPUT_CERTS: root.resolve('output'),
       ISTIO_META_CLUSTER_ID: 'east-cluster',
       ...(algorithm === 'ECDSA' ? { ECC_SIGNATURE_ALGORITHM: 'ECDSA' } : {}),
@@ -78,18 +80,20 @@ for (const algorithm of ['RSA', 'ECDSA'] as const) {
     t.like(request, {
       clusterId: 'east-cluster',
       authorization: `Bearer ${istioToken}`,
-      validitySeconds: 4,
+      validitySeconds: 60,
       csrSanCritical: true,
     });
     t.is(request?.csrKeyAlgorithm, algorithm === 'RSA' ? 'rsa' : 'ec');
 
     // openssl agrees: the leaf verifies against the root, and the key is the leaf's.
     const output = root.resolve('output');
-    await waitFor('OUTPUT_CERTS', async () =>
-      (await readFile(`${output}/key.pem`, 'utf8').catch(() => '')) === firstSecret.privateKeyPem
-        ? true
-        : undefined,
-    );
+    // The three files are written one after the other: wait for all of them.
+    await waitFor('OUTPUT_CERTS', async () => {
+      const key = await readFile(`${output}/key.pem`, 'utf8').catch(() => '');
+      const chain = await readFile(`${output}/cert-chain.pem`, 'utf8').catch(() => '');
+      const rootCert = await readFile(`${output}/root-cert.pem`, 'utf8').catch(() => '');
+      return key === firstSecret.privateKeyPem && chain !== '' && rootCert !== '' ? true : undefined;
+    });
     const [leafPem] = splitPemBlocks(await readFile(`${output}/cert-chain.pem`, 'utf8'));
     await root.write('leaf.pem', leafPem as string);
     t.regex(
@@ -113,7 +117,7 @@ for (const algorithm of ['RSA', 'ECDSA'] as const) {
     t.is(await readFile(`${output}/root-cert.pem`, 'utf8'), istiod.ca.rootCertPem);
     t.is((await stat(`${output}/key.pem`)).mode & 0o777, 0o600);
 
-    // Rotation (a 4 s TTL rotates after about 2 s): a second version of `default` with a new serial.
+    // Rotation: a second version of `default` with a new serial.
     workload.request(['default'], first);
     const second: ReceivedResponse = await workload.waitForResponse(() => true, 1);
     const secondLeaf = certificateFacts(second.secrets[0]?.certificateChainPem as string);
