@@ -1,10 +1,12 @@
 import { readFile } from 'node:fs/promises';
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { ExecutionContext } from 'ava';
 import { Registry } from 'prom-client';
 import { type AgentConfig, buildAgentConfig, defaultProxyFlags } from '../../agent/config/agent-config.ts';
 import { readConfigFile } from '../../agent/config/load.ts';
 import { createLogging } from '../../agent/log.ts';
 import { writeBootstrapFile } from '../../agent/proxy/bootstrap-file.ts';
+import { opaqueAdsService } from '../../agent/xds/opaque-ads.ts';
 import { XdsProxy, type XdsProxyOptions } from '../../agent/xds/xds-proxy.ts';
 import { buildBootstrap } from '../../bootstrap/build.ts';
 import { buildEnvoyArgs } from '../../bootstrap/envoy-args.ts';
@@ -90,6 +92,25 @@ export async function startIstiodWithAds(
   });
   t.teardown(() => istiod.stop());
   return { istiod, ads };
+}
+
+/**
+ * A test istiod whose ADS is `implementation` over raw bytes (the proxy's own opaque definition), checking
+ * the bearer token: for tests that need istiod to misbehave in ways the ADS service does not.
+ */
+export async function startIstiodWithRawAds(
+  t: ExecutionContext,
+  root: TemporaryRoot,
+  implementation: UntypedServiceImplementation,
+): Promise<TestIstiod> {
+  const acceptedToken = await root.write('accepted-token', istioToken);
+  const istiod = await TestIstiod.start({
+    rootCertFile: root.resolve('var/run/secrets/istio/root-cert.pem'),
+    tokenFile: acceptedToken,
+    services: [{ definition: opaqueAdsService, implementation, options: { authenticate: true } }],
+  });
+  t.teardown(() => istiod.stop());
+  return istiod;
 }
 
 /** The agent's configuration in `root`, pointed at `discoveryAddress`, every port free. */
