@@ -113,26 +113,34 @@ export async function startIstiodWithRawAds(
   return istiod;
 }
 
+/** The pod's environment for the agent, pointed at `discoveryAddress`, every port free. */
+export async function environmentFor(
+  discoveryAddress: string,
+  environment: Record<string, string> = {},
+): Promise<Record<string, string>> {
+  const [proxyAdminPort, statusPort, envoyStatusPort, envoyPrometheusPort] = await freePorts(4);
+  return {
+    POD_NAME: podName,
+    POD_NAMESPACE: podNamespace,
+    SERVICE_ACCOUNT: 'bookinfo-reviews',
+    INSTANCE_IP: instanceIp,
+    ISTIO_META_CLUSTER_ID: clusterId,
+    DISABLE_HOT_RESTART: 'true',
+    ENVOY_STATUS_PORT: String(envoyStatusPort),
+    ENVOY_PROMETHEUS_PORT: String(envoyPrometheusPort),
+    PROXY_CONFIG: JSON.stringify({ discoveryAddress, proxyAdminPort, statusPort }),
+    ...environment,
+  };
+}
+
 /** The agent's configuration in `root`, pointed at `discoveryAddress`, every port free. */
 export async function configFor(
   root: TemporaryRoot,
   discoveryAddress: string,
   environment: Record<string, string> = {},
 ): Promise<AgentConfig> {
-  const [proxyAdminPort, statusPort, envoyStatusPort, envoyPrometheusPort] = await freePorts(4);
   return buildAgentConfig({
-    environment: {
-      POD_NAME: podName,
-      POD_NAMESPACE: podNamespace,
-      SERVICE_ACCOUNT: 'bookinfo-reviews',
-      INSTANCE_IP: instanceIp,
-      ISTIO_META_CLUSTER_ID: clusterId,
-      DISABLE_HOT_RESTART: 'true',
-      ENVOY_STATUS_PORT: String(envoyStatusPort),
-      ENVOY_PROMETHEUS_PORT: String(envoyPrometheusPort),
-      PROXY_CONFIG: JSON.stringify({ discoveryAddress, proxyAdminPort, statusPort }),
-      ...environment,
-    },
+    environment: await environmentFor(discoveryAddress, environment),
     flags: defaultProxyFlags,
     workingDirectory: root.directory,
     readFile: readConfigFile,
