@@ -33,6 +33,9 @@ export type { StreamClosure, StreamSummary, UpstreamFailure } from './proxied-st
 /** Istio's agent gives up dialling istiod for a stream after 5 s. */
 export const defaultConnectTimeoutMilliseconds = 5_000;
 
+/** How long stop() lets the last statuses reach Envoy before cutting its connections. */
+export const shutdownGraceMilliseconds = 1_000;
+
 /** Per stream and direction: bytes handed on but not yet flushed, above which the sender is held back. */
 export const defaultMaxBufferedBytes = 4 * 1024 * 1024;
 
@@ -171,15 +174,26 @@ export class XdsProxy extends EventEmitter<XdsProxyEvents> {
     );
   }
 
-  /** Ends every stream (Envoy is told UNAVAILABLE, istiod's calls are cancelled) and closes the socket. */
+  /**
+   * Ends every stream (Envoy is told UNAVAILABLE, istiod's calls are cancelled) and closes the socket. The
+   * statuses get {@link shutdownGraceMilliseconds} to reach Envoy; connections still busy then are cut.
+   */
   async stop(): Promise<void> {
     const server = this.#server;
     this.#server = undefined;
     for (const stream of [...this.#streams]) stream.close('the agent is shutting down');
     this.#streams.clear();
     if (!server) return;
-    // Envoy's streams never end on their own; do not wait for them.
-    server.forceShutdown();
+    await new Promise<void>((resolve) => {
+      const grace = this.#clock.setTimer(() => {
+        server.forceShutdown();
+        resolve();
+      }, shutdownGraceMilliseconds);
+      server.tryShutdown(() => {
+        grace.cancel();
+        resolve();
+      });
+    });
     await removeSocket(this.socketPath);
   }
 

@@ -221,3 +221,38 @@ for (const ending of ['OK', 'RESOURCE_EXHAUSTED'] as const) {
     t.is(await metric('istio_agent_envoy_connection_terminations'), 0);
   });
 }
+
+test('istiod’s certificate is verified on the XDS path: a root that did not sign it fails the connection', async (t) => {
+  const root = await podRoot(t);
+  const { istiod, ads } = await startIstiodWithAds(t, root);
+  // The agent trusts another CA than the one that issued istiod's serving certificate.
+  await writeIstiodRoot(root);
+  const config = await configFor(root, istiod.address);
+  const { metric } = await startProxy(t, config);
+  const envoy = new AdsTestClient(t, config.paths.xdsSocket);
+  envoy.send(cdsRequest);
+  const closed = await envoy.closed();
+  t.is(closed.code, status.UNAVAILABLE);
+  t.regex(closed.details, /certificate/i);
+  t.is(await metric('istio_agent_istiod_connection_failures'), 1);
+  t.is(istiod.serviceCalls.length, 0);
+  t.is(ads.streams.length, 0);
+});
+
+test('stop() ends Envoy’s streams with UNAVAILABLE, cancels istiod’s and removes the socket', async (t) => {
+  const root = await podRoot(t);
+  const { istiod, ads } = await startIstiodWithAds(t, root);
+  const config = await configFor(root, istiod.address);
+  const { proxy } = await startProxy(t, config);
+  const envoy = new AdsTestClient(t, config.paths.xdsSocket, 'DeltaAggregatedResources');
+  envoy.send({ node: { id: nodeId }, type_url: adsTypeUrls.cluster });
+  await envoy.waitForResponses(1);
+  t.is(ads.streams[0]?.protocol, 'delta');
+  await proxy.stop();
+  const closed = await envoy.closed();
+  t.is(closed.code, status.UNAVAILABLE);
+  t.is(closed.details, 'the agent is shutting down');
+  await waitFor('istiod to see its stream end', () => ads.streams[0]?.open === false);
+  t.false(existsSync(config.paths.xdsSocket));
+  t.false(proxy.status.listening);
+});
