@@ -1,7 +1,8 @@
 /**
  * The XDS proxy alone in its own process, so a test can watch its memory (`/proc/<pid>/status`). Argument:
  * JSON `{ "environment": {…} }`; the working directory is the pod root. Prints `ready` once listening and
- * stops on SIGTERM.
+ * stops on SIGTERM. On SIGUSR2 it collects garbage (when run with --expose-gc) and prints
+ * `memory {"rss":…,"arrayBuffers":…,…}`: what it still holds, as opposed to what V8 has not collected yet.
  */
 import { Registry } from 'prom-client';
 import { buildAgentConfig, defaultProxyFlags } from '../../agent/config/agent-config.ts';
@@ -24,6 +25,11 @@ const logging = createLogging({
 const proxy = new XdsProxy({ config, logging, registry: new Registry() });
 await proxy.start();
 process.stdout.write('ready\n');
+process.on('SIGUSR2', () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
+  process.stdout.write(`memory ${JSON.stringify({ rss, heapUsed, external, arrayBuffers })}\n`);
+});
 process.once('SIGTERM', () => {
   void proxy.stop().then(() => process.exit(0));
 });
