@@ -243,12 +243,13 @@ export class XdsProxy extends EventEmitter<XdsProxyEvents> {
 /**
  * The upstream channel: one per Envoy stream (a local subchannel pool, so a new Envoy stream gets a new
  * connection), no gRPC retries (Envoy re-subscribes instead), istiod's responses of any size (Istio allows
- * MaxInt32), and Istio's client keepalive (30 s, 10 s timeout).
+ * MaxInt32), Istio's 1 MiB stream and connection windows, and its client keepalive (30 s, 10 s timeout).
  */
 const upstreamChannelOptions: ChannelOptions = {
   'grpc.use_local_subchannel_pool': 1,
   'grpc.enable_retries': 0,
   'grpc.max_receive_message_length': -1,
+  'grpc-node.flow_control_window': 1024 * 1024,
   'grpc.keepalive_time_ms': 30_000,
   'grpc.keepalive_timeout_ms': 10_000,
 };

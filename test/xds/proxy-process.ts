@@ -25,8 +25,13 @@ const logging = createLogging({
 const proxy = new XdsProxy({ config, logging, registry: new Registry() });
 await proxy.start();
 process.stdout.write('ready\n');
-process.on('SIGUSR2', () => {
-  (globalThis as { gc?: () => void }).gc?.();
+process.on('SIGUSR2', async () => {
+  // V8 frees array buffers while sweeping, possibly in the background: a second collection finishes the
+  // first one's sweep.
+  const collect = (globalThis as { gc?: () => void }).gc;
+  collect?.();
+  await new Promise((resolve) => setImmediate(resolve));
+  collect?.();
   const { rss, heapUsed, external, arrayBuffers } = process.memoryUsage();
   process.stdout.write(`memory ${JSON.stringify({ rss, heapUsed, external, arrayBuffers })}\n`);
 });
