@@ -74,11 +74,38 @@ export interface TestIstiodOptions {
 export interface TestIstiodService {
   readonly definition: ServiceDefinition;
   readonly implementation: UntypedServiceImplementation;
+  readonly options?: AddServiceOptions;
+}
+
+export interface AddServiceOptions {
+  /**
+   * Check the bearer token against `tokenFile` before handing a call to the service, as istiod does for XDS;
+   * a wrong or missing token is refused with UNAUTHENTICATED.
+   */
+  readonly authenticate?: boolean;
+}
+
+/** One call to a service registered with {@link TestIstiod.addService}, as istiod saw it. */
+export interface RecordedServiceCall {
+  /** `/package.Service/Method`. */
+  readonly path: string;
+  /** Every header of the call, lowercased, first value. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** `OK` when handed to the service, else the status it was refused with. */
+  readonly outcome: string;
 }
 
 interface TestIstiodEvents {
   'certificate-request': [request: RecordedCertificateRequest];
+  'service-call': [call: RecordedServiceCall];
 }
+
+/** Any server-side call: unary and client-streaming handlers also get a callback. */
+interface AnyServerCall {
+  readonly metadata: Metadata;
+  emit(event: 'error', error: object): boolean;
+}
+type AnyHandler = (call: AnyServerCall, callback?: sendUnaryData<unknown>) => void;
 
 /**
  * A stand-in for istiod on a free port over TLS (like port 15012): serves the Istio CA
@@ -91,6 +118,8 @@ export class TestIstiod extends EventEmitter<TestIstiodEvents> {
   /** The root certificate file the agent is configured to trust (undefined when none was asked for). */
   readonly rootCertFile: string | undefined;
   readonly certificateRequests: RecordedCertificateRequest[] = [];
+  /** Calls to the services added with {@link addService}, in arrival order. */
+  readonly serviceCalls: RecordedServiceCall[] = [];
   readonly #server: Server;
   readonly #tokenFile: string | undefined;
   #faults: CaFaults = {};
@@ -150,13 +179,26 @@ export class TestIstiod extends EventEmitter<TestIstiodEvents> {
       ) => void istiod.#createCertificate(call, callback),
     });
     for (const service of options.services ?? [])
-      istiod.addService(service.definition, service.implementation);
+      istiod.addService(service.definition, service.implementation, service.options);
     return istiod;
   }
 
-  /** Registers another service (works before or after clients connect). */
-  addService(definition: ServiceDefinition, implementation: UntypedServiceImplementation): void {
-    this.#server.addService(definition, implementation);
+  /**
+   * Registers another service (works before or after clients connect). Its calls are recorded in
+   * {@link serviceCalls}; with `authenticate`, only callers with the right bearer token reach it.
+   */
+  addService(
+    definition: ServiceDefinition,
+    implementation: UntypedServiceImplementation,
+    options: AddServiceOptions = {},
+  ): void {
+    const wrapped: UntypedServiceImplementation = {};
+    for (const [name, handler] of Object.entries(implementation)) {
+      const path = definition[name]?.path ?? name;
+      wrapped[name] = ((call: AnyServerCall, callback?: sendUnaryData<unknown>) =>
+        this.#admit(path, call, callback, handler as AnyHandler, options)) as AnyHandler;
+    }
+    this.#server.addService(definition, wrapped);
   }
 
   /** Replaces the CA's faults; `failFirst` counts from now. */
@@ -175,6 +217,42 @@ export class TestIstiod extends EventEmitter<TestIstiodEvents> {
 
   async stop(): Promise<void> {
     this.#server.forceShutdown();
+  }
+
+  #admit(
+    path: string,
+    call: AnyServerCall,
+    callback: sendUnaryData<unknown> | undefined,
+    handler: AnyHandler,
+    options: AddServiceOptions,
+  ): void {
+    const headers = headerMap(call.metadata);
+    const record = (outcome: string) => {
+      const recorded: RecordedServiceCall = {
+        path,
+        headers,
+        outcome,
+      };
+      this.serviceCalls.push(recorded);
+      this.emit('service-call', recorded);
+    };
+    if (!options.authenticate) {
+      record('OK');
+      handler(call, callback);
+      return;
+    }
+    // Messages sent meanwhile wait in the call until the handler starts reading.
+    void this.#authenticate(headers.authorization).then((failure) => {
+      if (failure === undefined) {
+        record('OK');
+        handler(call, callback);
+        return;
+      }
+      record(status[status.UNAUTHENTICATED] ?? 'UNAUTHENTICATED');
+      const error = { code: status.UNAUTHENTICATED, details: failure, metadata: new Metadata() };
+      if (callback) callback(error);
+      else call.emit('error', error);
+    });
   }
 
   async #createCertificate(
