@@ -14,6 +14,7 @@ import { drainForTermination } from './proxy/termination.ts';
 import type { ShutdownSignals } from './shutdown-signals.ts';
 import { StatusServer, statusServerOptionsFromConfig } from './status/server.ts';
 import { InputWatcher } from './watch/input-watcher.ts';
+import { XdsProxy } from './xds/xds-proxy.ts';
 
 export interface AgentRuntime {
   /** Re-reads the configuration (same flags, fresh environment snapshot and files) for reloads. */
@@ -68,6 +69,11 @@ export async function runAgent(
       stopping.push(() => started.stop());
       await started.start();
     }
+
+    // Envoy's xds-grpc cluster points at the XDS proxy's socket; it forwards to istiod.
+    const xds = new XdsProxy({ config, logging, registry });
+    stopping.push(() => xds.stop());
+    await xds.start();
 
     const initial = buildDesiredProxy(config);
     for (const warning of initial.warnings) log.warn(warning);

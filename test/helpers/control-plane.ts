@@ -1,26 +1,32 @@
-import { mkdir, rm } from 'node:fs/promises';
-import path from 'node:path';
-import { Server, ServerCredentials } from '@grpc/grpc-js';
 import type { ExecutionContext } from 'ava';
 import { AdsService } from '../istiod/ads-service.ts';
+import { TestIstiod } from '../istiod/test-istiod.ts';
 import type { TemporaryRoot } from './temporary-root.ts';
 
+export const testIstioToken = 'test-istio-token';
+
+export interface ControlPlane {
+  readonly istiod: TestIstiod;
+  readonly ads: AdsService;
+  /** The ProxyConfig fields that point the agent at this istiod. */
+  readonly proxyConfig: { readonly discoveryAddress: string };
+}
+
 /**
- * An ADS server where Envoy's `xds-grpc` cluster points (`./etc/istio/proxy/XDS`), answering CDS and LDS so
- * that the Envoy stand-in reaches LIVE. Stands in for the agent's XDS proxy and istiod behind it.
+ * A test istiod for an agent in `root`: its CA and ADS (answering CDS and LDS so that Envoy reaches LIVE)
+ * behind TLS and bearer-token checks, with its root certificate and the pod's token written where the agent
+ * reads them. The agent's XDS proxy forwards Envoy's ADS streams to it.
  */
-export async function serveAdsOnXdsSocket(t: ExecutionContext, root: TemporaryRoot): Promise<AdsService> {
-  const socket = root.resolve('etc/istio/proxy/XDS');
-  await mkdir(path.dirname(socket), { recursive: true });
-  await rm(socket, { force: true });
+export async function startControlPlane(t: ExecutionContext, root: TemporaryRoot): Promise<ControlPlane> {
+  const tokenFile = await root.write('var/run/secrets/tokens/istio-token', `${testIstioToken}\n`);
   const ads = new AdsService();
-  const server = new Server();
-  ads.addTo(server);
-  await new Promise<void>((resolve, reject) =>
-    server.bindAsync(`unix:${socket}`, ServerCredentials.createInsecure(), (error) =>
-      error ? reject(error) : resolve(),
-    ),
-  );
-  t.teardown(() => new Promise<void>((resolve) => server.tryShutdown(() => resolve())));
-  return ads;
+  const istiod = await TestIstiod.start({
+    rootCertFile: root.resolve('var/run/secrets/istio/root-cert.pem'),
+    tokenFile,
+    services: [
+      { definition: ads.definition, implementation: ads.implementation, options: { authenticate: true } },
+    ],
+  });
+  t.teardown(() => istiod.stop());
+  return { istiod, ads, proxyConfig: { discoveryAddress: istiod.address } };
 }

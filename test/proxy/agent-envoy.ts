@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { ExecutionContext } from 'ava';
 import { type RunningAgent, startAgent } from '../helpers/agent-process.ts';
-import { serveAdsOnXdsSocket } from '../helpers/control-plane.ts';
+import { type ControlPlane, startControlPlane } from '../helpers/control-plane.ts';
 import { writeKubeletVolume } from '../helpers/kubelet-volume.ts';
 import { createTemporaryRoot, type TemporaryRoot } from '../helpers/temporary-root.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -13,11 +13,12 @@ export interface AgentWithEnvoy {
   readonly root: TemporaryRoot;
   readonly agent: RunningAgent;
   readonly adminPort: number;
+  readonly controlPlane: ControlPlane;
 }
 
 /**
- * A temporary pod root with downward-API files written as the kubelet does, a control plane answering ADS,
- * and the real agent running the Envoy stand-in in it.
+ * A temporary pod root with downward-API files written as the kubelet does, a test istiod answering ADS,
+ * and the real agent running the Envoy stand-in in it (Envoy → the agent's XDS proxy → istiod).
  */
 export async function startAgentWithEnvoy(
   t: ExecutionContext,
@@ -34,14 +35,14 @@ export async function startAgentWithEnvoy(
     labels: options.labels ?? 'app="productpage"\nversion="v1"\n',
     annotations: options.annotations ?? '',
   });
-  await serveAdsOnXdsSocket(t, root);
+  const controlPlane = await startControlPlane(t, root);
   const agent = await startAgent(
     t,
     root,
     { PILOT_CERT_PROVIDER: 'none', FILE_DEBOUNCE_DURATION: '50ms', ...options.environment },
-    { proxyConfig: { ...fastDrainProxyConfig, ...options.proxyConfig } },
+    { proxyConfig: { ...controlPlane.proxyConfig, ...fastDrainProxyConfig, ...options.proxyConfig } },
   );
-  return { root, agent, adminPort: agent.ports.proxyAdmin };
+  return { root, agent, adminPort: agent.ports.proxyAdmin, controlPlane };
 }
 
 export interface ServerInfo {

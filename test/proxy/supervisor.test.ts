@@ -2,7 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import test from 'ava';
 import { startAgent } from '../helpers/agent-process.ts';
-import { serveAdsOnXdsSocket } from '../helpers/control-plane.ts';
+import { startControlPlane } from '../helpers/control-plane.ts';
 import { createTemporaryRoot } from '../helpers/temporary-root.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import {
@@ -137,7 +137,7 @@ test('an Envoy that keeps crashing spends the restart budget and the agent exits
 test('SIGTERM drains the inbound listeners, waits terminationDrainDuration, then stops Envoy and exits 0', async (t) => {
   const root = await createTemporaryRoot();
   t.teardown(() => root.remove());
-  await serveAdsOnXdsSocket(t, root);
+  const controlPlane = await startControlPlane(t, root);
   const adminLog = root.resolve('admin-requests.jsonl');
   const eventLog = root.resolve('envoy-events.jsonl');
   const agent = await startAgent(
@@ -148,7 +148,7 @@ test('SIGTERM drains the inbound listeners, waits terminationDrainDuration, then
       ENVOY_STANDIN_ADMIN_REQUEST_LOG: adminLog,
       ENVOY_STANDIN_EVENT_LOG: eventLog,
     },
-    { proxyConfig: { ...fastDrainProxyConfig, terminationDrainDuration: '1s' } },
+    { proxyConfig: { ...controlPlane.proxyConfig, ...fastDrainProxyConfig, terminationDrainDuration: '1s' } },
   );
   await waitForLiveEpoch(agent.ports.proxyAdmin, 0);
   const signalledAt = Date.now();
