@@ -1,17 +1,8 @@
 import test from 'ava';
-import { execa } from 'execa';
-import { freePort } from '../helpers/ports.ts';
+import { startPrometheus } from '../helpers/prometheus-server.ts';
 import { createTemporaryRoot } from '../helpers/temporary-root.ts';
-import { waitFor } from '../helpers/wait-for.ts';
 import { envoyPrometheusText, liveEnvoyStats, startFakeEnvoy, startHttpServer } from './fakes.ts';
 import { httpCall, startStatusServer } from './status-fixture.ts';
-
-interface Target {
-  labels: { job: string };
-  health: string;
-  lastError: string;
-  lastScrape: string;
-}
 
 test('a real Prometheus scrapes the merged metrics, as text and as OpenMetrics, with series from all three sources and no scrape error', async (t) => {
   const envoy = await startFakeEnvoy({ stats: { ...liveEnvoyStats }, prometheus: envoyPrometheusText(3) });
@@ -48,83 +39,16 @@ test('a real Prometheus scrapes the merged metrics, as text and as OpenMetrics, 
 
   const root = await createTemporaryRoot('pa-prom-');
   t.teardown(() => root.remove());
-  const config = await root.write(
-    'prometheus.yml',
-    [
-      'global:',
-      '  scrape_interval: 1s',
-      '  scrape_timeout: 1s',
-      'scrape_configs:',
-      ...(
-        [
-          ['text', textAgent.server.port],
-          ['openmetrics', openMetricsAgent.server.port],
-        ] as const
-      ).flatMap(([job, port]) => [
-        `  - job_name: ${job}`,
-        '    metrics_path: /stats/prometheus',
-        '    static_configs:',
-        `      - targets: ['127.0.0.1:${port}']`,
-      ]),
-      '',
-    ].join('\n'),
-  );
-  const port = await freePort();
-  const prometheus = execa(
-    'prometheus',
-    [
-      `--config.file=${config}`,
-      `--storage.tsdb.path=${root.resolve('data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ],
-    { reject: false, all: true, buffer: true, cleanup: true },
-  );
-  t.teardown(async () => {
-    prometheus.kill('SIGTERM');
-    await prometheus;
-  });
-  const api = `http://127.0.0.1:${port}`;
-  await waitFor('Prometheus to be ready', async () => (await httpCall(`${api}/-/ready`)).status === 200, {
-    timeoutMilliseconds: 60_000,
-  });
-
-  const targets = await waitFor(
-    'both targets scraped',
-    async () => {
-      const answer = JSON.parse((await httpCall(`${api}/api/v1/targets`)).body) as {
-        data: { activeTargets: Target[] };
-      };
-      const active = answer.data.activeTargets;
-      return active.length === 2 && active.every((target) => target.health !== 'unknown')
-        ? active
-        : undefined;
-    },
-    { timeoutMilliseconds: 60_000, intervalMilliseconds: 250 },
-  );
-  for (const target of targets) {
+  const prometheus = await startPrometheus(t, root, [
+    { job: 'text', port: textAgent.server.port },
+    { job: 'openmetrics', port: openMetricsAgent.server.port },
+  ]);
+  for (const target of await prometheus.scrapedTargets()) {
     t.is(target.health, 'up', `${target.labels.job}: ${target.lastError}`);
     t.is(target.lastError, '', target.labels.job);
   }
-
-  const query = async (expression: string) => {
-    const answer = JSON.parse(
-      (await httpCall(`${api}/api/v1/query?query=${encodeURIComponent(expression)}`)).body,
-    ) as {
-      data: { result: { metric: Record<string, string>; value: [number, string] }[] };
-    };
-    return answer.data.result;
-  };
   const expectSeries = async (expression: string, value: string) => {
-    const result = await waitFor(
-      `${expression} in Prometheus`,
-      async () => {
-        const found = await query(expression);
-        return found.length > 0 ? found : undefined;
-      },
-      { timeoutMilliseconds: 30_000, intervalMilliseconds: 250 },
-    );
-    t.is(result[0]?.value[1], value, expression);
+    t.is(await prometheus.firstValue(expression), value, expression);
   };
   for (const job of ['text', 'openmetrics']) {
     await expectSeries(`up{job="${job}"}`, '1');
@@ -158,7 +82,7 @@ test('a real Prometheus scrapes the merged metrics, as text and as OpenMetrics, 
   );
 
   // No sample was rejected as a duplicate or out of order: the merged output had no family twice.
-  const own = (await httpCall(`${api}/metrics`)).body;
+  const own = (await httpCall(`${prometheus.api}/metrics`)).body;
   for (const counter of [
     'prometheus_target_scrapes_sample_duplicate_timestamp_total',
     'prometheus_target_scrapes_sample_out_of_order_total',
