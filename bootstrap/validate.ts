@@ -10,7 +10,11 @@ export interface ValidationOptions {
 }
 
 export type ValidationResult =
-  | { readonly valid: true }
+  | {
+      readonly valid: true;
+      /** Unknown keys skipped under `allowUnknownFields` (Envoy counts them in `server.static_unknown_fields`). */
+      readonly ignoredFields: readonly string[];
+    }
   | {
       readonly valid: false;
       /** Where the first defect is, as written in the input: `static_resources.clusters[0].connect_timeout`. */
@@ -53,7 +57,7 @@ export function validateEnvoyMessage(
     } catch (error) {
       return { valid: false, fieldPath: '', message: (error as Error).message };
     }
-    return { valid: true };
+    return { valid: true, ignoredFields: walker.ignoredFields };
   } catch (error) {
     if (error instanceof Defect) return { valid: false, fieldPath: error.fieldPath, message: error.message };
     throw error;
@@ -132,6 +136,7 @@ const specialJsonTypes = new Set([
 class Walker {
   readonly #schema: EnvoyApiSchema;
   readonly #allowUnknownFields: boolean;
+  readonly ignoredFields: string[] = [];
 
   constructor(schema: EnvoyApiSchema, allowUnknownFields: boolean) {
     this.#schema = schema;
@@ -169,7 +174,10 @@ class Walker {
         (candidate) => candidate.jsonName === key || candidate.name === key,
       );
       if (field === undefined) {
-        if (this.#allowUnknownFields) continue;
+        if (this.#allowUnknownFields) {
+          this.ignoredFields.push(keyPath);
+          continue;
+        }
         throw new Defect(keyPath, `unknown field "${key}" in ${descriptor.typeName}`);
       }
       const previousKey = seenFields.get(field);

@@ -22,7 +22,7 @@ test('pilot-agent bootstrap prints the bootstrap for the injected pod, valid aga
   });
   t.is(result.exitCode, 0, result.all);
   const bootstrap = JSON.parse(result.stdout);
-  t.deepEqual(validateBootstrap(bootstrap), { valid: true });
+  t.deepEqual(validateBootstrap(bootstrap), { valid: true, ignoredFields: [] });
   t.is(bootstrap.node.id, 'sidecar~10.244.0.12~details-v1-5974b67c8-wclnd.default~default.svc.cluster.local');
   t.is(bootstrap.node.cluster, 'details.default');
   t.is(bootstrap.node.metadata.LABELS.app, 'details');

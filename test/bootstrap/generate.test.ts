@@ -50,7 +50,7 @@ test('an override merges as Envoy merges --config-yaml, with $(HOST_IP) substitu
   t.true(generated.overridden);
   t.is(generated.origin, 'generated');
   const merged: Json = generated.bootstrap;
-  t.deepEqual(validateBootstrap(merged), { valid: true });
+  t.deepEqual(validateBootstrap(merged), { valid: true, ignoredFields: [] });
   // Struct map entries are added or replaced; the rest of the metadata stays.
   t.is(merged.node.metadata.HOST_IP, '172.18.0.2');
   t.is(merged.node.metadata.NAME, 'overridden-name');

@@ -188,3 +188,39 @@ test('--config-yaml alone is a whole bootstrap, and without admin Envoy logs tha
     'still running (nothing to serve) until told to stop, like Envoy',
   );
 });
+
+test('the strict validator rejects what Envoy rejects deep inside, also inside typed_config', (t) => {
+  const bootstrap = {
+    ...baseBootstrap(1),
+    admin: {
+      address: { socket_address: { address: '127.0.0.1', port_value: 1 } },
+      access_log: [
+        {
+          name: 'envoy.access_loggers.file',
+          typed_config: {
+            '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+            paht: '/dev/null',
+          },
+        },
+      ],
+    },
+  };
+  const result = check(bootstrap);
+  t.false(result.valid);
+  if (!result.valid) {
+    t.is(result.fieldPath, 'admin.access_log[0].typed_config.paht');
+    t.regex(
+      result.message,
+      /type envoy\.extensions\.access_loggers\.file\.v3\.FileAccessLog reason INVALID_ARGUMENT:paht: Cannot find field\./,
+    );
+  }
+  const unknownType = check({
+    ...bootstrap,
+    admin: {
+      ...bootstrap.admin,
+      access_log: [{ name: 'x', typed_config: { '@type': 'type.googleapis.com/envoy.Nope' } }],
+    },
+  });
+  t.false(unknownType.valid);
+  t.true(check(bootstrap, true).valid, '--allow-unknown-static-fields tolerates the unknown key');
+});
