@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Registry } from 'prom-client';
 import { proxyAddresses } from '../bootstrap/build.ts';
 import { baseIdFile } from '../bootstrap/envoy-args.ts';
 import type { AgentConfig } from './config/agent-config.ts';
@@ -137,6 +137,7 @@ export async function runAgent(
       directories: [config.paths.fileMountedCertsDirectory],
       debounceMilliseconds: config.fileDebounceMilliseconds,
       logger: logging.scope('watch'),
+      failures: fileWatcherFailures(registry),
     });
     watcher.on('changed', (paths) => void reloader.reload(`a change of ${paths.join(', ')}`));
     stopping.push(() => watcher.stop());
@@ -174,4 +175,13 @@ export async function runAgent(
   } finally {
     runtime.shutdownSignals.dispose();
   }
+}
+
+/** Istio's counter of file watcher failures, shared with the mounted-certificate watcher. */
+function fileWatcherFailures(registry: Registry): Counter {
+  const name = 'istio_agent_num_file_watcher_failures_total';
+  return (
+    (registry.getSingleMetric(name) as Counter | undefined) ??
+    new Counter({ name, help: 'Number of failures of the file watchers.', registers: [registry] })
+  );
 }
