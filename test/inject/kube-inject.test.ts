@@ -2,6 +2,7 @@ import test from 'ava';
 import { parseAppProbers } from '../../agent/config/app-probers.ts';
 import { ManifestError } from '../../agent/inject/errors.ts';
 import { parseMeshConfig } from '../../agent/inject/injection-settings.ts';
+import { istioInitArguments } from '../helpers/istio-init.ts';
 import {
   containerNamed,
   environmentOf,
@@ -155,26 +156,7 @@ test('a plain nginx Deployment gains exactly the sidecar containers, variables, 
 
   const init = containerNamed(template, 'istio-init');
   t.is(init.image, 'docker.io/istio/proxyv2:1.28.0');
-  t.deepEqual(init.args, [
-    'istio-iptables',
-    '-p',
-    '15001',
-    '-z',
-    '15006',
-    '-u',
-    '1337',
-    '-m',
-    'REDIRECT',
-    '-i',
-    '*',
-    '-x',
-    '',
-    '-b',
-    '*',
-    '-d',
-    '15090,15021,15020',
-    '--log_output_level=default:info',
-  ]);
+  t.deepEqual(init.args, ['istio-iptables', ...istioInitArguments, '--log_output_level=default:info']);
   t.deepEqual(init.securityContext.capabilities, { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] });
   t.is(init.securityContext.runAsUser, 0);
   t.is(init.securityContext.runAsNonRoot, false);

@@ -1,6 +1,7 @@
 // The capture applied for real by `pilot-agent istio-iptables` inside network namespaces the tests create,
 // proven with real TCP connections. Needs root, iproute2 and iptables.
 import test, { type ExecutionContext } from 'ava';
+import { istioInitArguments } from '../helpers/istio-init.ts';
 import { createPodNetwork, networkNamespacesUnavailable } from './network-namespace.ts';
 
 const unavailable = await networkNamespacesUnavailable();
@@ -11,24 +12,7 @@ function namespaceTest(title: string, implementation: (t: ExecutionContext) => P
   else test.skip(`${title} [skipped: ${unavailable}]`, implementation);
 }
 
-const initContainerArguments = [
-  '-p',
-  '15001',
-  '-z',
-  '15006',
-  '-u',
-  '1337',
-  '-m',
-  'REDIRECT',
-  '-i',
-  '*',
-  '-x',
-  '',
-  '-b',
-  '*',
-  '-d',
-  '15090,15021,15020',
-];
+const initContainerArguments = istioInitArguments;
 
 const emptyNatTable = [
   '-P PREROUTING ACCEPT',

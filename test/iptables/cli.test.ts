@@ -1,26 +1,9 @@
 import test from 'ava';
 import { runPilotAgent } from '../helpers/cli.ts';
+import { istioInitArguments } from '../helpers/istio-init.ts';
 import { repositoryRoot } from '../helpers/paths.ts';
 
-// The init container's arguments exactly as the injector writes them (`-x ""` is an empty argument).
-const initContainerArguments = [
-  '-p',
-  '15001',
-  '-z',
-  '15006',
-  '-u',
-  '1337',
-  '-m',
-  'REDIRECT',
-  '-i',
-  '*',
-  '-x',
-  '',
-  '-b',
-  '*',
-  '-d',
-  '15090,15021,15020',
-];
+const initContainerArguments = istioInitArguments;
 
 test("--dry-run prints the init container's rules as iptables-restore input and changes nothing", async (t) => {
   const result = await runPilotAgent(['istio-iptables', ...initContainerArguments, '--dry-run'], {
