@@ -132,8 +132,6 @@ async function run(options: DemoOptions): Promise<number> {
       `  istiod:       ${controlPlane.istiod.address} (CA + ADS over TLS, token ${root.resolve('var/run/secrets/tokens/istio-token')})`,
     );
     out(`  application:  http://127.0.0.1:${app.port}/ (/metrics, /healthz)`);
-    out(`  agent:        pilot-agent ${samplePodArgs.join(' ')}`);
-    out();
 
     const agent = startPilotAgent(samplePodArgs, {
       cwd: root.directory,
@@ -144,6 +142,8 @@ async function run(options: DemoOptions): Promise<number> {
         ...prepared.environment,
       },
     });
+    out(`  agent:        pilot-agent ${samplePodArgs.join(' ')} (pid ${agent.pid})`);
+    out();
     let agentExited = false;
     // The agent has its own process group (Ctrl-C reaches only this process); never leave it behind.
     const killAgentOnExit = () => {
