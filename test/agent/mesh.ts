@@ -1,5 +1,6 @@
 import type { ExecutionContext } from 'ava';
 import { type SampleApp, startSampleApp } from '../fixtures/sample-app.ts';
+import { samplePodAnnotations, samplePodAppEnvironment, samplePodLabels } from '../fixtures/sample-pod.ts';
 import { type RunningAgent, startAgent } from '../helpers/agent-process.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/control-plane.ts';
 import { writeKubeletVolume } from '../helpers/kubelet-volume.ts';
@@ -29,28 +30,15 @@ export async function startMesh(
   const app = await startSampleApp();
   t.teardown(() => app.stop());
   await writeKubeletVolume(root.resolve('etc/istio/pod'), {
-    labels: 'app="productpage"\nversion="v1"\n',
-    annotations:
-      'prometheus.io/scrape="true"\nprometheus.io/port="15020"\nprometheus.io/path="/stats/prometheus"\n',
+    labels: samplePodLabels(),
+    annotations: samplePodAnnotations(),
   });
   const controlPlane = await startControlPlane(t, root);
   const agent = await startAgent(
     t,
     root,
     {
-      INSTANCE_IP: '127.0.0.1',
-      ISTIO_PROMETHEUS_ANNOTATIONS: JSON.stringify({
-        scrape: 'true',
-        port: String(app.port),
-        path: '/metrics',
-      }),
-      ISTIO_KUBE_APP_PROBERS: JSON.stringify({
-        '/app-health/productpage/readyz': {
-          httpGet: { path: '/healthz', port: app.port },
-          timeoutSeconds: 1,
-        },
-        '/app-health/productpage/livez': { tcpSocket: { port: app.port }, timeoutSeconds: 1 },
-      }),
+      ...samplePodAppEnvironment(app.port),
       ...options.environment,
     },
     {

@@ -1,4 +1,5 @@
 import type { ExecutionContext } from 'ava';
+import { samplePodIdentityEnvironment } from '../fixtures/sample-pod.ts';
 import { type AgentPorts, type AgentRootOptions, prepareAgentRoot } from './agent-root.ts';
 import { startPilotAgent } from './cli.ts';
 import type { TemporaryRoot } from './temporary-root.ts';
@@ -28,9 +29,7 @@ export async function startAgent(
   const subprocess = startPilotAgent(options.args ?? ['proxy', 'sidecar'], {
     cwd: root.directory,
     environment: {
-      POD_NAMESPACE: 'default',
-      SERVICE_ACCOUNT: 'productpage',
-      POD_NAME: 'productpage-v1-abc',
+      ...samplePodIdentityEnvironment,
       ...prepared.environment,
       ...environment,
     },

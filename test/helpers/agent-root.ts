@@ -17,6 +17,8 @@ export interface AgentPorts {
 export interface AgentRootOptions {
   /** More ProxyConfig fields for the mesh config's `defaultConfig` layer. */
   readonly proxyConfig?: Record<string, unknown>;
+  /** Ports to use instead of free-picked ones. */
+  readonly ports?: Partial<AgentPorts>;
 }
 
 /**
@@ -26,13 +28,8 @@ export interface AgentRootOptions {
  * `PROXY_CONFIG` still layers on top. Returns the ports and the variables to add to the agent's environment.
  */
 export async function prepareAgentRoot(root: TemporaryRoot, options: AgentRootOptions = {}) {
-  const [proxyAdmin, status, envoyStatus, envoyPrometheus] = (await freePorts(4)) as [
-    number,
-    number,
-    number,
-    number,
-  ];
-  const ports: AgentPorts = { proxyAdmin, status, envoyStatus, envoyPrometheus };
+  const ports = await choosePorts(options.ports);
+  const { proxyAdmin, status, envoyStatus, envoyPrometheus } = ports;
   await root.write(
     'etc/istio/config/mesh',
     stringify({
@@ -51,5 +48,26 @@ export async function prepareAgentRoot(root: TemporaryRoot, options: AgentRootOp
       ENVOY_STATUS_PORT: String(envoyStatus),
       ENVOY_PROMETHEUS_PORT: String(envoyPrometheus),
     } as Record<string, string>,
+  };
+}
+
+/** The given ports, and free ones (distinct from the given) for the rest. */
+async function choosePorts(given: Partial<AgentPorts> = {}): Promise<AgentPorts> {
+  const taken = new Set(Object.values(given));
+  const pick = async (port: number | undefined) => {
+    if (port !== undefined) return port;
+    for (;;) {
+      const [candidate] = (await freePorts(1)) as [number];
+      if (!taken.has(candidate)) {
+        taken.add(candidate);
+        return candidate;
+      }
+    }
+  };
+  return {
+    proxyAdmin: await pick(given.proxyAdmin),
+    status: await pick(given.status),
+    envoyStatus: await pick(given.envoyStatus),
+    envoyPrometheus: await pick(given.envoyPrometheus),
   };
 }

@@ -7,6 +7,11 @@ export interface CliRun {
   /** Replace the environment entirely instead of extending this process's (the default). */
   readonly extendEnvironment?: boolean;
   readonly input?: string;
+  /**
+   * Its own process group, so that a terminal's Ctrl-C reaches only the caller, which then stops the agent
+   * with SIGTERM (execa's exit cleanup does not apply to a detached child; the caller stops it).
+   */
+  readonly detached?: boolean;
 }
 
 /** Runs the real `pilot-agent` CLI as a child process (Node 24, type stripping) and resolves when it exits. */
@@ -32,6 +37,7 @@ export function startPilotAgent(args: readonly string[], options: CliRun) {
     all: true,
     buffer: false,
     cleanup: true,
+    detached: options.detached ?? false,
     // A graceful shutdown can take seconds on a loaded machine; SIGKILL only as a last resort.
     forceKillAfterDelay: 30_000,
   });

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ExecutionContext } from 'ava';
+import { samplePodLabels } from '../fixtures/sample-pod.ts';
 import { type RunningAgent, startAgent } from '../helpers/agent-process.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/control-plane.ts';
 import { writeKubeletVolume } from '../helpers/kubelet-volume.ts';
@@ -32,7 +33,7 @@ export async function startAgentWithEnvoy(
   const root = await createTemporaryRoot();
   t.teardown(() => root.remove());
   await writeKubeletVolume(root.resolve('etc/istio/pod'), {
-    labels: options.labels ?? 'app="productpage"\nversion="v1"\n',
+    labels: options.labels ?? samplePodLabels(),
     annotations: options.annotations ?? '',
   });
   const controlPlane = await startControlPlane(t, root);
