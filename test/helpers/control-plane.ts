@@ -1,6 +1,6 @@
-import type { ExecutionContext } from 'ava';
 import { AdsService } from '../istiod/ads-service.ts';
 import { TestIstiod } from '../istiod/test-istiod.ts';
+import type { Lifetime } from './lifetime.ts';
 import type { TemporaryRoot } from './temporary-root.ts';
 
 export const testIstioToken = 'test-istio-token';
@@ -17,7 +17,7 @@ export interface ControlPlane {
  * behind TLS and bearer-token checks, with its root certificate and the pod's token written where the agent
  * reads them. The agent's XDS proxy forwards Envoy's ADS streams to it.
  */
-export async function startControlPlane(t: ExecutionContext, root: TemporaryRoot): Promise<ControlPlane> {
+export async function startControlPlane(t: Lifetime, root: TemporaryRoot): Promise<ControlPlane> {
   const tokenFile = await root.write('var/run/secrets/tokens/istio-token', `${testIstioToken}\n`);
   const ads = new AdsService();
   const istiod = await TestIstiod.start({
