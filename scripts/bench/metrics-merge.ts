@@ -6,8 +6,13 @@
  *
  *   npm run bench:metrics -- [--envoy http://127.0.0.1:15000] [--envoy-metrics http://127.0.0.1:15090]
  *                            [--application-port N] [--rounds 15] [--render cached|streamed] [--validate-envoy]
+ *                            [--standin-series 100000]
  *
- * Without --envoy, a fake Envoy serving ~100k series (~10 MB) and a 1 MB application are started.
+ * Without --envoy, a fake Envoy serving ~100k series (~10 MB) and a 1 MB application are started. With
+ * --standin-series N, Envoy is the Envoy stand-in run by the real agent in a full pod
+ * (scripts/bench/pod-process.ts) with N extra `istio_*` series (ENVOY_STANDIN_EXTRA_PROMETHEUS_SERIES), read
+ * through its Prometheus listener as the agent reads it. When Envoy is given or the stand-in but no
+ * application port, the 1 MB application is started alone.
  */
 import { Agent, get } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -23,13 +28,35 @@ const { values } = parseArgs({
     clusters: { type: 'string', default: '1000' },
     'validate-envoy': { type: 'boolean', default: false },
     concurrency: { type: 'string', default: '10' },
+    'standin-series': { type: 'string' },
   },
 });
 
 const helpers: { process: { kill(): void } }[] = [];
 let sourcesPid: number | undefined;
 let envoyAdmin = values.envoy;
+let envoyMetrics = values['envoy-metrics'];
 let applicationPort = values['application-port'];
+if (values['standin-series'] !== undefined) {
+  const pod = await startHelper<{ adminUrl: string; envoyPrometheusUrl: string }>('pod-process.ts', [
+    '--envoy-prometheus-series',
+    values['standin-series'],
+  ]);
+  helpers.push(pod);
+  envoyAdmin = pod.ready.adminUrl;
+  envoyMetrics ??= pod.ready.envoyPrometheusUrl;
+  console.log(`Envoy stand-in with ${values['standin-series']} extra series, run by the agent in a pod`);
+}
+if (envoyAdmin !== undefined && applicationPort === undefined) {
+  // Only its application is used; the fake Envoy stays idle.
+  const sources = await startHelper<{ applicationPort: number; applicationBytes: number }>(
+    'fake-sources.ts',
+    ['--clusters', '1'],
+  );
+  helpers.push(sources);
+  applicationPort = String(sources.ready.applicationPort);
+  console.log(`application: ${(sources.ready.applicationBytes / 1e6).toFixed(1)} MB`);
+}
 if (envoyAdmin === undefined) {
   const sources = await startHelper<{
     envoyPort: number;
@@ -45,7 +72,7 @@ if (envoyAdmin === undefined) {
     `fake Envoy: ${(sources.ready.envoyBytes / 1e6).toFixed(1)} MB (${values.render}); application: ${(sources.ready.applicationBytes / 1e6).toFixed(1)} MB`,
   );
 }
-const envoyMetrics = values['envoy-metrics'] ?? envoyAdmin;
+envoyMetrics ??= envoyAdmin;
 const agent = await startHelper<{ port: number; pid: number }>('status-server-process.ts', [
   '--admin',
   envoyAdmin,

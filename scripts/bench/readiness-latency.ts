@@ -3,9 +3,11 @@
  * new connection as the kubelet probes: p50 and p99 (target p99 ≤ 5 ms).
  *
  *   npm run bench:readiness -- [--url http://127.0.0.1:15021/healthz/ready] [--envoy http://127.0.0.1:15000]
- *                              [--rate 200] [--seconds 10]
+ *                              [--rate 200] [--seconds 10] [--standin]
  *
- * With --url the given endpoint is probed (e.g. through Envoy's 15021 listener). Otherwise a status server
+ * With --url the given endpoint is probed (e.g. through Envoy's 15021 listener). With --standin, a full pod
+ * is started (scripts/bench/pod-process.ts: the real agent running the Envoy stand-in) and its readiness is
+ * probed through the stand-in's 15021 listener, as the kubelet probes it. Otherwise a status server
  * is started in a child process against --envoy's admin API, or against a fake Envoy that is live. The same
  * load is then sent to a do-nothing HTTP server in a child process: the machine's own latency floor, so
  * that a tail caused by a busy machine is told apart from one caused by the agent.
@@ -20,11 +22,17 @@ const { values } = parseArgs({
     envoy: { type: 'string' },
     rate: { type: 'string', default: '200' },
     seconds: { type: 'string', default: '10' },
+    standin: { type: 'boolean', default: false },
   },
 });
 
 const helpers: { process: { kill(): void } }[] = [];
 let url = values.url;
+if (url === undefined && values.standin) {
+  const pod = await startHelper<{ readinessUrl: string }>('pod-process.ts', []);
+  helpers.push(pod);
+  url = pod.ready.readinessUrl;
+}
 if (url === undefined) {
   let admin = values.envoy;
   if (admin === undefined) {

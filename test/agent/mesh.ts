@@ -1,9 +1,9 @@
-import type { ExecutionContext } from 'ava';
 import { type SampleApp, startSampleApp } from '../fixtures/sample-app.ts';
 import { samplePodAnnotations, samplePodAppEnvironment, samplePodLabels } from '../fixtures/sample-pod.ts';
 import { type RunningAgent, startAgent } from '../helpers/agent-process.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/control-plane.ts';
 import { writeKubeletVolume } from '../helpers/kubelet-volume.ts';
+import type { Lifetime } from '../helpers/lifetime.ts';
 import { createTemporaryRoot, type TemporaryRoot } from '../helpers/temporary-root.ts';
 
 export interface Mesh {
@@ -22,8 +22,13 @@ export interface Mesh {
  * an application with Prometheus metrics and a health path, and the real agent running the Envoy stand-in.
  */
 export async function startMesh(
-  t: ExecutionContext,
-  options: { environment?: Record<string, string>; proxyConfig?: Record<string, unknown> } = {},
+  t: Lifetime,
+  options: {
+    environment?: Record<string, string>;
+    proxyConfig?: Record<string, unknown>;
+    /** Another entry point for the agent, e.g. the built `dist/agent/main.js`. */
+    entryPoint?: string;
+  } = {},
 ): Promise<Mesh> {
   const root = await createTemporaryRoot();
   t.teardown(() => root.remove());
@@ -48,6 +53,7 @@ export async function startMesh(
         parentShutdownDuration: '1s',
         ...options.proxyConfig,
       },
+      ...(options.entryPoint === undefined ? {} : { entryPoint: options.entryPoint }),
     },
   );
   return {

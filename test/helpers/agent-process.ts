@@ -1,13 +1,15 @@
-import type { ExecutionContext } from 'ava';
 import { samplePodIdentityEnvironment } from '../fixtures/sample-pod.ts';
 import { type AgentPorts, type AgentRootOptions, prepareAgentRoot } from './agent-root.ts';
 import { startPilotAgent } from './cli.ts';
+import type { Lifetime } from './lifetime.ts';
 import type { TemporaryRoot } from './temporary-root.ts';
 import { waitFor } from './wait-for.ts';
 
 export interface AgentProcessOptions extends AgentRootOptions {
   /** Arguments after `pilot-agent` (default `proxy sidecar`). */
   readonly args?: readonly string[];
+  /** Another entry point than `agent/main.ts`, e.g. the built `dist/agent/main.js`. */
+  readonly entryPoint?: string;
 }
 
 export interface AgentExit {
@@ -20,14 +22,16 @@ export interface AgentExit {
  * output captured; stopped with SIGTERM after the test if it still runs.
  */
 export async function startAgent(
-  t: ExecutionContext,
+  t: Lifetime,
   root: TemporaryRoot,
   environment: Record<string, string>,
   options: AgentProcessOptions = {},
 ) {
   const prepared = await prepareAgentRoot(root, options);
+  const spawnedAt = performance.now();
   const subprocess = startPilotAgent(options.args ?? ['proxy', 'sidecar'], {
     cwd: root.directory,
+    ...(options.entryPoint === undefined ? {} : { entryPoint: options.entryPoint }),
     environment: {
       ...samplePodIdentityEnvironment,
       ...prepared.environment,
@@ -60,6 +64,8 @@ export async function startAgent(
   return {
     subprocess,
     pid: subprocess.pid ?? 0,
+    /** `performance.now()` just before the process was spawned (benchmarks time start-up from it). */
+    spawnedAt,
     ports,
     exited,
     hasExited: () => exit !== undefined,

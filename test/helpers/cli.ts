@@ -12,6 +12,8 @@ export interface CliRun {
    * with SIGTERM (execa's exit cleanup does not apply to a detached child; the caller stops it).
    */
   readonly detached?: boolean;
+  /** Another entry point than the checkout's TypeScript sources, e.g. the built `dist/agent/main.js`. */
+  readonly entryPoint?: string;
 }
 
 /** Runs the real `pilot-agent` CLI as a child process (Node 24, type stripping) and resolves when it exits. */
@@ -29,7 +31,7 @@ export function runPilotAgent(args: readonly string[], options: CliRun) {
 
 /** Starts `pilot-agent` in the background; the caller stops it (the child also dies with the test process). */
 export function startPilotAgent(args: readonly string[], options: CliRun) {
-  return execa(process.execPath, [agentEntryPoint, ...args], {
+  return execa(process.execPath, [options.entryPoint ?? agentEntryPoint, ...args], {
     cwd: options.cwd,
     env: options.environment ?? {},
     extendEnv: options.extendEnvironment ?? false,

@@ -1,6 +1,6 @@
-import type { ExecutionContext } from 'ava';
 import { AdsService } from '../istiod/ads-service.ts';
 import { TestIstiod } from '../istiod/test-istiod.ts';
+import type { Lifetime } from './lifetime.ts';
 import type { TemporaryRoot } from './temporary-root.ts';
 
 export const testIstioToken = 'test-istio-token';
@@ -35,7 +35,7 @@ export async function launchControlPlane(
 }
 
 /** {@link launchControlPlane}, stopped after the test. */
-export async function startControlPlane(t: ExecutionContext, root: TemporaryRoot): Promise<ControlPlane> {
+export async function startControlPlane(t: Lifetime, root: TemporaryRoot): Promise<ControlPlane> {
   const controlPlane = await launchControlPlane(root);
   t.teardown(() => controlPlane.istiod.stop());
   return controlPlane;

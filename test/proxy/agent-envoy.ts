@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
-import type { ExecutionContext } from 'ava';
 import { samplePodLabels } from '../fixtures/sample-pod.ts';
 import { type RunningAgent, startAgent } from '../helpers/agent-process.ts';
 import { type ControlPlane, startControlPlane } from '../helpers/control-plane.ts';
 import { writeKubeletVolume } from '../helpers/kubelet-volume.ts';
+import type { Lifetime } from '../helpers/lifetime.ts';
 import { createTemporaryRoot, type TemporaryRoot } from '../helpers/temporary-root.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 
@@ -22,7 +22,7 @@ export interface AgentWithEnvoy {
  * and the real agent running the Envoy stand-in in it (Envoy → the agent's XDS proxy → istiod).
  */
 export async function startAgentWithEnvoy(
-  t: ExecutionContext,
+  t: Lifetime,
   options: {
     environment?: Record<string, string>;
     labels?: string;
