@@ -3,7 +3,7 @@ import { type AgentPorts, type AgentRootOptions, prepareAgentRoot } from './agen
 import { startPilotAgent } from './cli.ts';
 import type { Lifetime } from './lifetime.ts';
 import type { TemporaryRoot } from './temporary-root.ts';
-import { waitFor } from './wait-for.ts';
+import { StopWaiting, waitFor } from './wait-for.ts';
 
 export interface AgentProcessOptions extends AgentRootOptions {
   /** Arguments after `pilot-agent` (default `proxy sidecar`). */
@@ -77,7 +77,7 @@ export async function startAgent(
         () => {
           const match = pattern.exec(output);
           if (match) return match;
-          if (exit) throw new Error(`the agent exited (${exit.exitCode ?? exit.signal}):\n${output}`);
+          if (exit) throw new StopWaiting(`the agent exited (${exit.exitCode ?? exit.signal}):\n${output}`);
           return undefined;
         },
         timeoutMilliseconds === undefined ? {} : { timeoutMilliseconds },

@@ -1,5 +1,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 
+/** Thrown by a probe when waiting longer cannot help (the process it watches exited): fails the wait at once. */
+export class StopWaiting extends Error {
+  override name = 'StopWaiting';
+}
+
 /**
  * Polls `probe` until it returns a value other than undefined/false, or fails after `timeoutMilliseconds`
  * with the last error or `description`. This is a readiness poll, not a sleep: it returns as soon as the
@@ -17,6 +22,7 @@ export async function waitFor<T>(
       const result = await probe();
       if (result !== undefined && result !== false) return result;
     } catch (error) {
+      if (error instanceof StopWaiting) throw error;
       lastError = error;
     }
     if (Date.now() > deadline) {

@@ -5,6 +5,7 @@ import { buildAgentConfig, type ProxyFlags } from '../../agent/config/agent-conf
 import { parseMeshConfig } from '../../agent/inject/injection-settings.ts';
 import { prepareAgentRoot } from '../helpers/agent-root.ts';
 import { startPilotAgent } from '../helpers/cli.ts';
+import { startControlPlane } from '../helpers/control-plane.ts';
 import { createTemporaryRoot } from '../helpers/temporary-root.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { downwardApiFile, type PodFacts, startContainer } from './kubelet.ts';
@@ -171,17 +172,18 @@ test('mesh config concurrency and holdApplicationUntilProxyStarts reach the agen
   t.true(config.proxyConfig.holdApplicationUntilProxyStarts);
 });
 
-test('the injected proxy starts the real pilot-agent in a pod-like root and stops cleanly on SIGTERM', async (t) => {
+test('the injected proxy runs the real pilot-agent in a pod-like root: identity, Envoy LIVE, ready through 15021, clean SIGTERM', async (t) => {
   const proxy = injectedProxy();
   const root = await createTemporaryRoot('pa-rt-');
   t.teardown(() => root.remove());
   await root.write('etc/istio/pod/labels', proxy.labelsFile);
   await root.write('etc/istio/pod/annotations', proxy.annotationsFile);
-
-  const prepared = await prepareAgentRoot(root);
+  // istiod: the injected CA_ADDR and discovery address name the cluster's; here they point at a test istiod.
+  const controlPlane = await startControlPlane(t, root);
+  const prepared = await prepareAgentRoot(root, { proxyConfig: controlPlane.proxyConfig });
   const agent = startPilotAgent(proxy.args, {
     cwd: root.directory,
-    environment: { ...proxy.environment, ...prepared.environment, PILOT_CERT_PROVIDER: 'none' },
+    environment: { ...proxy.environment, ...prepared.environment, CA_ADDR: controlPlane.istiod.address },
   });
   // A no-op once the agent has exited.
   t.teardown(() => {
@@ -196,10 +198,13 @@ test('the injected proxy starts the real pilot-agent in a pod-like root and stop
       `starting pilot-agent sidecar for ${pod.name}.shop (identity spiffe://cluster.local/ns/shop/sa/nginx)`,
     ),
   );
-  // Once Envoy's admin answers, a SIGTERM finds something to drain (before, the drain is skipped with a warning).
-  await waitFor('the Envoy stand-in admin', () =>
-    fetch(`http://127.0.0.1:${prepared.ports.proxyAdmin}/ready`).then(() => true),
-  );
+  await waitFor('readiness through the stand-in’s 15021', async () => {
+    const response = await fetch(`http://127.0.0.1:${prepared.ports.envoyStatus}/healthz/ready`).catch(
+      () => undefined,
+    );
+    return response?.status === 200;
+  });
+  t.regex(output, /first certificate held for spiffe:\/\/cluster\.local\/ns\/shop\/sa\/nginx/);
   agent.kill('SIGTERM');
   const result = await agent;
   t.is(result.exitCode, 0, output);
