@@ -1,3 +1,4 @@
+import { createPublicKey, X509Certificate } from 'node:crypto';
 import { access, readFile, stat } from 'node:fs/promises';
 import test, { type ExecutionContext } from 'ava';
 import { execa } from 'execa';
@@ -94,8 +95,22 @@ for (const algorithm of ['RSA', 'ECDSA'] as const) {
       const rootCert = await readFile(`${output}/root-cert.pem`, 'utf8').catch(() => '');
       return key === firstSecret.privateKeyPem && chain !== '' && rootCert !== '' ? true : undefined;
     });
-    const [leafPem] = splitPemBlocks(await readFile(`${output}/cert-chain.pem`, 'utf8'));
-    await root.write('leaf.pem', leafPem as string);
+    // key.pem and cert-chain.pem are each replaced atomically but one after the other, so a rotation may
+    // fall between two reads: take a snapshot in which both belong together (a lasting mismatch times out).
+    const snapshot = await waitFor('a key and chain of the same certificate in OUTPUT_CERTS', async () => {
+      const chain = await readFile(`${output}/cert-chain.pem`, 'utf8');
+      const key = await readFile(`${output}/key.pem`, 'utf8');
+      const [leaf] = splitPemBlocks(chain);
+      const leafPublicKey = new X509Certificate(leaf as string).publicKey.export({
+        type: 'spki',
+        format: 'pem',
+      });
+      const keyPublicKey = createPublicKey(key).export({ type: 'spki', format: 'pem' });
+      return leafPublicKey === keyPublicKey ? { chain, key, leaf: leaf as string } : undefined;
+    });
+    await root.write('leaf.pem', snapshot.leaf);
+    await root.write('chain.pem', snapshot.chain);
+    await root.write('key.pem', snapshot.key);
     t.regex(
       await openssl(t, ['verify', '-CAfile', `${output}/root-cert.pem`, root.resolve('leaf.pem')]),
       /leaf\.pem: OK/,
@@ -106,13 +121,13 @@ for (const algorithm of ['RSA', 'ECDSA'] as const) {
         '-CAfile',
         `${output}/root-cert.pem`,
         '-untrusted',
-        `${output}/cert-chain.pem`,
+        root.resolve('chain.pem'),
         root.resolve('leaf.pem'),
       ]),
       /: OK/,
     );
     const leafKey = await openssl(t, ['x509', '-in', root.resolve('leaf.pem'), '-noout', '-pubkey']);
-    const privateKeyPublic = await openssl(t, ['pkey', '-in', `${output}/key.pem`, '-pubout']);
+    const privateKeyPublic = await openssl(t, ['pkey', '-in', root.resolve('key.pem'), '-pubout']);
     t.is(leafKey.trim(), privateKeyPublic.trim());
     t.is(await readFile(`${output}/root-cert.pem`, 'utf8'), istiod.ca.rootCertPem);
     t.is((await stat(`${output}/key.pem`)).mode & 0o777, 0o600);
