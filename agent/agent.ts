@@ -75,7 +75,7 @@ export async function runAgent(
     stopping.push(() => xds.stop());
     await xds.start();
 
-    const initial = buildDesiredProxy(config);
+    const initial = await buildDesiredProxy(config);
     for (const warning of initial.warnings) log.warn(warning);
     const loopback = proxyAddresses(config).loopback;
     const admin = new EnvoyAdminClient({ host: loopback, port: config.ports.proxyAdmin });

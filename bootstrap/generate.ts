@@ -2,8 +2,7 @@ import type { AgentConfig } from '../agent/config/agent-config.ts';
 import { ConfigError } from '../agent/config/errors.ts';
 import { buildBootstrap } from './build.ts';
 import type { JsonObject } from './envoy-types.ts';
-import { type BootstrapDocument, mergeBootstrap, parseBootstrapDocument } from './override.ts';
-import { validateBootstrap } from './validate.ts';
+import type { BootstrapDocument } from './override.ts';
 
 /** The files that change the bootstrap, read by the caller (this module does no I/O). */
 export interface BootstrapSources {
@@ -27,7 +26,10 @@ export interface GeneratedBootstrap {
  * override merged in; a custom or overridden bootstrap is checked strictly against Envoy's API. Throws a
  * {@link ConfigError} naming the file and field at fault.
  */
-export function generateBootstrap(config: AgentConfig, sources: BootstrapSources = {}): GeneratedBootstrap {
+export async function generateBootstrap(
+  config: AgentConfig,
+  sources: BootstrapSources = {},
+): Promise<GeneratedBootstrap> {
   if (config.paths.templateFile !== undefined) {
     throw new ConfigError(
       config.paths.templateFile,
@@ -36,7 +38,20 @@ export function generateBootstrap(config: AgentConfig, sources: BootstrapSources
   }
   const warnings: string[] = [];
   // The generated bootstrap is proven valid by the test suite for every option; only what a user wrote
-  // (a custom config, an override) is checked here, which keeps the schema off the default start-up path.
+  // (a custom config, an override) is checked here.
+  const userInput = sources.override ?? sources.customConfig;
+  if (userInput === undefined) {
+    const bootstrap = buildBootstrap(config, {
+      onWarning: (message) => warnings.push(message),
+    }) as unknown as JsonObject;
+    return { bootstrap, origin: 'generated', overridden: false, warnings };
+  }
+  // Loaded only for what a user wrote: Envoy's schema and its libraries cost tens of MiB of resident memory
+  // that an agent without a custom or override bootstrap never needs.
+  const [{ mergeBootstrap, parseBootstrapDocument }, { validateBootstrap }] = await Promise.all([
+    import('./override.ts'),
+    import('./validate.ts'),
+  ]);
   let bootstrap: JsonObject =
     sources.customConfig !== undefined
       ? parseBootstrapDocument(sources.customConfig)
@@ -45,15 +60,12 @@ export function generateBootstrap(config: AgentConfig, sources: BootstrapSources
     const override = parseBootstrapDocument(sources.override, { HOST_IP: config.pod.hostIp ?? '' });
     bootstrap = mergeBootstrap(bootstrap, override);
   }
-  const userInput = sources.override ?? sources.customConfig;
-  if (userInput !== undefined) {
-    const result = validateBootstrap(bootstrap);
-    if (!result.valid) {
-      throw new ConfigError(
-        userInput.file,
-        `${sources.override ? 'the bootstrap with this override merged in' : 'this custom bootstrap'} is invalid at ${result.fieldPath}: ${result.message}`,
-      );
-    }
+  const result = validateBootstrap(bootstrap);
+  if (!result.valid) {
+    throw new ConfigError(
+      userInput.file,
+      `${sources.override ? 'the bootstrap with this override merged in' : 'this custom bootstrap'} is invalid at ${result.fieldPath}: ${result.message}`,
+    );
   }
   return {
     bootstrap,

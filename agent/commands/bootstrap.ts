@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import { generateBootstrap } from '../../bootstrap/generate.ts';
-import { validateBootstrap } from '../../bootstrap/validate.ts';
 import { ConfigError } from '../config/errors.ts';
 import { loadAgentConfig, readConfigFile } from '../config/load.ts';
 import { isPlainObject, parseJsonOrYaml } from '../config/structured-text.ts';
@@ -38,21 +37,25 @@ export function bootstrapCommand(
           'print the bootstrap for this environment',
         )
         .example('$0 bootstrap --check ./etc/istio/proxy/envoy-rev.json', 'check a bootstrap file'),
-    handler: (argv) => {
+    handler: async (argv) => {
       const check = argv.check;
       if (typeof check === 'string') {
-        setExitCode(checkBootstrapFile(context, check, argv['allow-unknown-static-fields'] === true));
+        setExitCode(await checkBootstrapFile(context, check, argv['allow-unknown-static-fields'] === true));
         return;
       }
       const config = loadAgentConfig(proxyFlagsFromArguments(argv), context.environment);
-      const generated = generateBootstrap(config, readBootstrapSources(config));
+      const generated = await generateBootstrap(config, readBootstrapSources(config));
       for (const warning of generated.warnings) context.stderr.write(`warning: ${warning}\n`);
       context.stdout.write(serialiseBootstrap(generated.bootstrap));
     },
   };
 }
 
-function checkBootstrapFile(context: CommandContext, file: string, allowUnknownFields: boolean): number {
+async function checkBootstrapFile(
+  context: CommandContext,
+  file: string,
+  allowUnknownFields: boolean,
+): Promise<number> {
   const absolute = path.resolve(context.workingDirectory, file);
   const text = readConfigFile(absolute);
   if (text === undefined) throw new ConfigError(absolute, 'does not exist');
@@ -61,6 +64,7 @@ function checkBootstrapFile(context: CommandContext, file: string, allowUnknownF
     context.stderr.write(`${file}: invalid: expected an Envoy bootstrap object (a JSON/YAML mapping)\n`);
     return ExitCode.startupError;
   }
+  const { validateBootstrap } = await import('../../bootstrap/validate.ts');
   const result = validateBootstrap(document, { allowUnknownFields });
   if (result.valid) {
     context.stdout.write(`${file}: valid Envoy v3 bootstrap\n`);

@@ -8,7 +8,6 @@ import {
   type InjectionSettings,
   parseMeshConfig,
 } from '../inject/injection-settings.ts';
-import { injectManifests } from '../inject/kube-inject.ts';
 import type { CommandContext } from './context.ts';
 
 /**
@@ -108,6 +107,8 @@ export function kubeInjectCommand(context: CommandContext): CommandModule {
       };
 
       const input = await readInput(context, filename, '--filename');
+      // Loaded here: the injector is not needed by the agent's other commands.
+      const { injectManifests } = await import('../inject/kube-inject.ts');
       const result = injectManifests(input, settings, filename === '-' ? 'stdin' : filename);
       for (const warning of result.warnings) context.stderr.write(`${warning}\n`);
       const output = last('output');

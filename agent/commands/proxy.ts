@@ -1,5 +1,4 @@
 import type { CommandModule } from 'yargs';
-import { runAgent } from '../agent.ts';
 import { loadAgentConfig } from '../config/load.ts';
 import { listenForShutdownSignals } from '../shutdown-signals.ts';
 import type { CommandContext } from './context.ts';
@@ -25,6 +24,8 @@ export function proxyCommand(context: CommandContext, setExitCode: (code: number
         log.warn(`unknown flag ${flag} ignored (accepted for compatibility with Istio's pilot-agent)`);
       for (const field of config.unknownProxyConfigFields)
         log.warn(`unknown ProxyConfig field ${field} ignored`);
+      // The runtime is loaded only by this command, not by `wait`, `istio-iptables` and the others.
+      const { runAgent } = await import('../agent.ts');
       setExitCode(
         await runAgent(config, logging, {
           loadConfig: () => loadAgentConfig(flags, context.environment),

@@ -37,8 +37,8 @@ const neutralLogLevels = Object.freeze({
  * override merged in and checked) and its command line per epoch. Reads the override and custom files;
  * throws a ConfigError naming the file or field at fault.
  */
-export function buildDesiredProxy(config: AgentConfig): DesiredProxyResult {
-  const generated = generateBootstrap(config, readBootstrapSources(config));
+export async function buildDesiredProxy(config: AgentConfig): Promise<DesiredProxyResult> {
+  const generated = await generateBootstrap(config, readBootstrapSources(config));
   const bootstrap = serialiseBootstrap(generated.bootstrap);
   const argsFor = (launch: EpochLaunch) => {
     const args = buildEnvoyArgs(config, {

@@ -61,9 +61,9 @@ export class ProxyReloader {
       );
       return;
     }
-    let result: ReturnType<typeof buildDesiredProxy>;
+    let result: Awaited<ReturnType<typeof buildDesiredProxy>>;
     try {
-      result = buildDesiredProxy(config);
+      result = await buildDesiredProxy(config);
     } catch (error) {
       this.#failures.inc({ stage: 'bootstrap' });
       logger.error(

@@ -42,9 +42,9 @@ dynamic_resources:
     initial_fetch_timeout: 5s
 `;
 
-test('an override merges as Envoy merges --config-yaml, with $(HOST_IP) substituted', (t) => {
+test('an override merges as Envoy merges --config-yaml, with $(HOST_IP) substituted', async (t) => {
   const config = injectedPodConfig();
-  const generated = generateBootstrap(config, {
+  const generated = await generateBootstrap(config, {
     override: { file: '/pod/etc/istio/custom/override.yaml', text: overrideYaml },
   });
   t.true(generated.overridden);
@@ -92,8 +92,8 @@ test('an override merges as Envoy merges --config-yaml, with $(HOST_IP) substitu
   t.is(connectionManager.route_config.virtual_hosts[0].routes[0].route.cluster, 'agent');
 });
 
-test('a JSON override works too, and an unset HOST_IP substitutes the empty string as Istio does', (t) => {
-  const generated = generateBootstrap(configFor(), {
+test('a JSON override works too, and an unset HOST_IP substitutes the empty string as Istio does', async (t) => {
+  const generated = await generateBootstrap(configFor(), {
     override: { file: 'o.json', text: '{"node": {"metadata": {"HOST": "$(HOST_IP)"}}}' },
   });
   t.is((generated.bootstrap as Json).node.metadata.HOST, '');
@@ -141,32 +141,37 @@ test('protobuf merge details: durations merge by component, wrappers and implici
   );
 });
 
-test('override errors name the file and the field', (t) => {
+test('override errors name the file and the field', async (t) => {
   const config = configFor();
-  const failure = (text: string) =>
-    t.throws(() => generateBootstrap(config, { override: { file: '/etc/override.yaml', text } }), {
-      instanceOf: ConfigError,
-    });
-  t.regex(failure('admin: [unclosed').message, /^\/etc\/override\.yaml: invalid JSON\/YAML/);
-  t.regex(failure('- a list').message, /^\/etc\/override\.yaml: expected an Envoy bootstrap object/);
+  const failure = async (text: string) =>
+    (await t.throwsAsync(
+      () => generateBootstrap(config, { override: { file: '/etc/override.yaml', text } }),
+      {
+        instanceOf: ConfigError,
+      },
+    ))!;
+  t.regex((await failure('admin: [unclosed')).message, /^\/etc\/override\.yaml: invalid JSON\/YAML/);
+  t.regex((await failure('- a list')).message, /^\/etc\/override\.yaml: expected an Envoy bootstrap object/);
   t.is(
-    failure('admin:\n  profile_pth: /x\n').message,
+    (await failure('admin:\n  profile_pth: /x\n')).message,
     '/etc/override.yaml: invalid Envoy bootstrap at admin.profile_pth: unknown field "profile_pth" in envoy.config.bootstrap.v3.Admin',
   );
   t.regex(
-    failure(
-      'static_resources:\n  listeners:\n  - name: x\n    listener_filters:\n    - name: f\n      typed_config: {"@type": type.googleapis.com/nope.Nope}\n',
+    (
+      await failure(
+        'static_resources:\n  listeners:\n  - name: x\n    listener_filters:\n    - name: f\n      typed_config: {"@type": type.googleapis.com/nope.Nope}\n',
+      )
     ).message,
     /^\/etc\/override\.yaml: invalid Envoy bootstrap at static_resources\.listeners\[0\]\.listener_filters\[0\]\.typed_config\.@type: unknown type/,
   );
   t.regex(
-    failure('dynamic_resources:\n  ads_config:\n    api_type: REST_LEGACY\n').message,
+    (await failure('dynamic_resources:\n  ads_config:\n    api_type: REST_LEGACY\n')).message,
     /at dynamic_resources\.ads_config\.api_type: cannot decode enum/,
   );
 });
 
-test('an override setting another member of a oneof replaces the generated one', (t) => {
-  const generated = generateBootstrap(configFor(), {
+test('an override setting another member of a oneof replaces the generated one', async (t) => {
+  const generated = await generateBootstrap(configFor(), {
     override: {
       file: 'o.yaml',
       text: 'admin:\n  address:\n    envoy_internal_address: { server_listener_name: x }\n',
@@ -177,24 +182,24 @@ test('an override setting another member of a oneof replaces the generated one',
   });
 });
 
-test('ProxyConfig.customConfigFile is used as it is, still checked, and overrides still apply', (t) => {
+test('ProxyConfig.customConfigFile is used as it is, still checked, and overrides still apply', async (t) => {
   const custom = {
     node: { id: 'custom-node', cluster: 'custom' },
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: 19000 } } },
   };
-  const generated = generateBootstrap(configFor(), {
+  const generated = await generateBootstrap(configFor(), {
     customConfig: { file: '/pod/custom.json', text: JSON.stringify(custom) },
   });
   t.is(generated.origin, 'custom');
   t.deepEqual(generated.bootstrap, custom);
 
-  const overridden = generateBootstrap(configFor(), {
+  const overridden = await generateBootstrap(configFor(), {
     customConfig: { file: '/pod/custom.json', text: JSON.stringify(custom) },
     override: { file: '/pod/o.yaml', text: 'node: {cluster: other}' },
   });
   t.like(overridden.bootstrap, { node: { id: 'custom-node', cluster: 'other' } });
 
-  const error = t.throws(() =>
+  const error = await t.throwsAsync(() =>
     generateBootstrap(configFor(), { customConfig: { file: '/pod/custom.yaml', text: 'nodes: {}' } }),
   );
   t.is(
@@ -203,9 +208,9 @@ test('ProxyConfig.customConfigFile is used as it is, still checked, and override
   );
 });
 
-test('a Go-template bootstrap file is refused with a clear error', (t) => {
+test('a Go-template bootstrap file is refused with a clear error', async (t) => {
   const config = configFor({ flags: { templateFile: './etc/istio/custom.tmpl' } });
-  t.throws(() => generateBootstrap(config), {
+  await t.throwsAsync(() => generateBootstrap(config), {
     instanceOf: ConfigError,
     message: /^\/pod\/etc\/istio\/custom\.tmpl: Go-template bootstrap files .* are not supported/,
   });
