@@ -1,3 +1,4 @@
+import { isDigit, isLabelCharacter, isLabelStart, isNameCharacter, isNameStart } from './characters.ts';
 import type { ExpositionFormat } from './format.ts';
 
 /** What {@link scanCanonicalSample} found on a line it accepted. */
@@ -27,14 +28,6 @@ export function newSampleScan(): SampleScan {
 const maximumLabels = 32;
 const labelNameStarts = new Int32Array(maximumLabels);
 const labelNameEnds = new Int32Array(maximumLabels);
-
-const isNameStart = (code: number) =>
-  (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95 || code === 58;
-const isNameCharacter = (code: number) => isNameStart(code) || (code >= 48 && code <= 57);
-const isLabelStart = (code: number) =>
-  (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95;
-const isLabelCharacter = (code: number) => isLabelStart(code) || (code >= 48 && code <= 57);
-const isDigit = (code: number) => code >= 48 && code <= 57;
 
 /** `[+-]?(digits[.digits*]|.digits)([eE][+-]?digits)?`, `[+-]Inf` or `NaN` over bytes; the end index or -1. */
 export function scanNumber(buffer: Buffer, start: number, end: number): number {

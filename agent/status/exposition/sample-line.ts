@@ -1,3 +1,4 @@
+import { isLabelCharacter, isLabelStart, isNameCharacter, isNameStart } from './characters.ts';
 import type { ExpositionFormat } from './format.ts';
 
 /** A sample line, read and checked, ready to be written in either format. */
@@ -22,12 +23,6 @@ export function isFloat(text: string): boolean {
   return floatPattern.test(text);
 }
 
-const isNameStart = (code: number) =>
-  (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95 || code === 58;
-const isNameCharacter = (code: number) => isNameStart(code) || (code >= 48 && code <= 57);
-const isLabelStart = (code: number) =>
-  (code >= 97 && code <= 122) || (code >= 65 && code <= 90) || code === 95;
-const isLabelCharacter = (code: number) => isLabelStart(code) || (code >= 48 && code <= 57);
 const isBlank = (code: number) => code === 32 || code === 9;
 
 class Scanner {
