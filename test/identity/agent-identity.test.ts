@@ -9,7 +9,14 @@ import { freePort } from '../helpers/ports.ts';
 import { waitFor } from '../helpers/wait-for.ts';
 import { TestCertificateAuthority } from '../istiod/certificate-authority.ts';
 import { TestIstiod } from '../istiod/test-istiod.ts';
-import { configIn, istioToken, podRoot, sdsClient, spiffeId } from './identity-fixture.ts';
+import {
+  configIn,
+  istioToken,
+  podRoot,
+  sdsClient,
+  spiffeId,
+  writeMountedCertificates,
+} from './identity-fixture.ts';
 import type { ReceivedResponse } from './sds-client.ts';
 
 type Root = Awaited<ReturnType<typeof podRoot>>;
@@ -201,9 +208,7 @@ test('file-mounted certificates are served by the real agent and a change is pus
   const root = await podRoot(t);
   const ca = await TestCertificateAuthority.create();
   const first = await ca.issueWorkloadCertificate(spiffeId, 3600);
-  await root.write('etc/certs/cert-chain.pem', first.certificateChainPem);
-  await root.write('etc/certs/key.pem', first.privateKeyPem);
-  await root.write('etc/certs/root-cert.pem', ca.rootCertPem);
+  await writeMountedCertificates(root, ca.rootCertPem, first);
   const environment = { CA_ADDR: 'localhost:1', FILE_DEBOUNCE_DURATION: '10ms' };
   const agent = await startAgent(t, root, environment);
   await agent.waitForOutput('the mounted certificate', /first certificate held for .* from files\)/);

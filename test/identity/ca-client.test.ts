@@ -6,7 +6,7 @@ import { CaClient, CertificateRequestError } from '../../agent/identity/ca-clien
 import { generateKeyAndCsr } from '../../agent/identity/key-and-csr.ts';
 import { registerIdentityMetrics } from '../../agent/identity/metrics.ts';
 import { createIstiodChannelFactory } from '../../agent/istiod/channel-factory.ts';
-import { createLogging } from '../../agent/log.ts';
+import { captureLogging } from '../helpers/captured-logging.ts';
 import { createTemporaryRoot } from '../helpers/temporary-root.ts';
 import { TestIstiod } from '../istiod/test-istiod.ts';
 
@@ -38,12 +38,7 @@ async function setUp(
   const registry = new Registry();
   const metrics = registerIdentityMetrics(registry, () => new Map());
   const clock = instantClock();
-  const lines: string[] = [];
-  const logging = createLogging({
-    levels: { default: 'debug' },
-    asJson: false,
-    destination: { write: (line) => void lines.push(line) },
-  });
+  const { logging, lines } = captureLogging();
   const client = new CaClient({
     openChannel: () =>
       createIstiodChannelFactory({

@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { type AgentConfig, buildAgentConfig, defaultProxyFlags } from '../../agent/config/agent-config.ts';
 import { readConfigFile } from '../../agent/config/load.ts';
 import { WorkloadIdentity } from '../../agent/identity/workload-identity.ts';
-import { createLogging } from '../../agent/log.ts';
+import { captureLogging } from '../helpers/captured-logging.ts';
 import type { ManualClock } from '../helpers/manual-clock.ts';
 import { createTemporaryRoot, type TemporaryRoot } from '../helpers/temporary-root.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -34,12 +34,7 @@ export function configIn(root: TemporaryRoot, environment: Record<string, string
 
 /** A WorkloadIdentity on the manual clock, its log lines captured, stopped after the test. */
 export function startIdentity(t: ExecutionContext, config: AgentConfig, clock: ManualClock) {
-  const lines: string[] = [];
-  const logging = createLogging({
-    levels: { default: 'debug' },
-    asJson: false,
-    destination: { write: (line) => void lines.push(line) },
-  });
+  const { logging, lines } = captureLogging();
   const registry = new Registry();
   // random 0.5: no jitter, so the schedule is exact.
   const identity = new WorkloadIdentity({ config, logging, registry, clock, random: () => 0.5 });
@@ -68,4 +63,24 @@ export function driveUntil<T>(
     clock.fireNext();
     return undefined;
   });
+}
+
+/** A workload certificate issued by `ca`, in the shape `ca.issueWorkloadCertificate` returns. */
+export interface MountedCertificate {
+  readonly certificateChainPem: string;
+  readonly privateKeyPem: string;
+}
+
+/**
+ * Writes `./etc/certs/{root-cert,key,cert-chain}.pem` as a certificate volume would hold them; the chain
+ * last, so that a watcher sees a complete set when it reads after the last change.
+ */
+export async function writeMountedCertificates(
+  root: TemporaryRoot,
+  rootCertPem: string,
+  issued: MountedCertificate,
+) {
+  await root.write('etc/certs/root-cert.pem', rootCertPem);
+  await root.write('etc/certs/key.pem', issued.privateKeyPem);
+  await root.write('etc/certs/cert-chain.pem', issued.certificateChainPem);
 }

@@ -3,15 +3,21 @@ import test from 'ava';
 import { certificateFacts } from '../../agent/identity/certificate-verification.ts';
 import { ManualClock } from '../helpers/manual-clock.ts';
 import { TestCertificateAuthority } from '../istiod/certificate-authority.ts';
-import { configIn, driveUntil, podRoot, sdsClient, spiffeId, startIdentity } from './identity-fixture.ts';
+import {
+  configIn,
+  driveUntil,
+  podRoot,
+  sdsClient,
+  spiffeId,
+  startIdentity,
+  writeMountedCertificates,
+} from './identity-fixture.ts';
 
 test('file-mounted certificates are served without a CA call, and a change is pushed', async (t) => {
   const root = await podRoot(t);
   const ca = await TestCertificateAuthority.create();
   const first = await ca.issueWorkloadCertificate(spiffeId, 3600);
-  await root.write('etc/certs/cert-chain.pem', first.certificateChainPem);
-  await root.write('etc/certs/key.pem', first.privateKeyPem);
-  await root.write('etc/certs/root-cert.pem', ca.rootCertPem);
+  await writeMountedCertificates(root, ca.rootCertPem, first);
   // No istiod listens at CA_ADDR: any CA call would fail.
   const config = configIn(root, { CA_ADDR: 'localhost:1' });
   const clock = new ManualClock();
@@ -71,9 +77,7 @@ test('FILE_MOUNTED_CERTS=true waits for the files instead of asking the CA', asy
   t.false(identity.ready);
   const ca = await TestCertificateAuthority.create();
   const issued = await ca.issueWorkloadCertificate(spiffeId, 3600);
-  await root.write('etc/certs/root-cert.pem', ca.rootCertPem);
-  await root.write('etc/certs/key.pem', issued.privateKeyPem);
-  await root.write('etc/certs/cert-chain.pem', issued.certificateChainPem);
+  await writeMountedCertificates(root, ca.rootCertPem, issued);
   await driveUntil(clock, 'the mounted certificate', () => identity.ready);
   t.is(identity.store.secret?.certificateChainPem, issued.certificateChainPem);
 });

@@ -4,12 +4,12 @@ import type { ExecutionContext } from 'ava';
 import { Registry } from 'prom-client';
 import { type AgentConfig, buildAgentConfig, defaultProxyFlags } from '../../agent/config/agent-config.ts';
 import { readConfigFile } from '../../agent/config/load.ts';
-import { createLogging } from '../../agent/log.ts';
 import { writeBootstrapFile } from '../../agent/proxy/bootstrap-file.ts';
 import { opaqueAdsService } from '../../agent/xds/opaque-ads.ts';
 import { XdsProxy, type XdsProxyOptions } from '../../agent/xds/xds-proxy.ts';
 import { buildBootstrap } from '../../bootstrap/build.ts';
 import { buildEnvoyArgs } from '../../bootstrap/envoy-args.ts';
+import { captureLogging } from '../helpers/captured-logging.ts';
 import { freePorts } from '../helpers/ports.ts';
 import { createTemporaryRoot, type TemporaryRoot } from '../helpers/temporary-root.ts';
 import { waitFor } from '../helpers/wait-for.ts';
@@ -162,12 +162,7 @@ export async function startProxy(
   config: AgentConfig,
   options: Partial<Omit<XdsProxyOptions, 'config' | 'logging' | 'registry'>> = {},
 ): Promise<RunningProxy> {
-  const lines: string[] = [];
-  const logging = createLogging({
-    levels: { default: 'debug' },
-    asJson: false,
-    destination: { write: (line) => void lines.push(line) },
-  });
+  const { logging, lines } = captureLogging();
   const registry = new Registry();
   const proxy = new XdsProxy({ config, logging, registry, ...options });
   t.teardown(() => proxy.stop());
